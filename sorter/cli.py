@@ -1,0 +1,224 @@
+"""``sorter``: sort, undo and inspect models from a terminal, with no Qt and no fastai.
+
+Exit status: 0 all done; 3 done but some photos failed (each listed with its reason);
+2 usage error; 1 fatal error; 130 cancelled with Ctrl+C (run the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Generator, Sequence
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from sorter import __version__
+
+EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_PARTIAL, EXIT_CANCELLED = 0, 1, 2, 3, 130
+E = TypeVar("E")
+R = TypeVar("R")
+
+
+def drive(job: Generator[E, None, R], on_event: Callable[[E], None]) -> R:
+    """Consume a job generator, handing each event on; returns the generator's value."""
+    while True:
+        try:
+            event = next(job)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        on_event(event)
+
+
+class Progress:
+    """A one-line progress bar with rate and ETA on a terminal; silent elsewhere."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self._bar: Any = None
+
+    def update(self, index: int, total: int, text: str) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="photo", file=self.stream, dynamic_ncols=True)
+        self._bar.set_postfix_str(text[-40:], refresh=False)
+        self._bar.update(index - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def cmd_sort(args: argparse.Namespace) -> int:
+    from sorter.core.classifier import Classifier
+    from sorter.core.sorting import SortEvent, SortOptions, default_output, sort_folder
+    from sorter.paths import resolve_model
+
+    source = Path(args.source)
+    output = Path(args.out) if args.out else default_output(source)
+    classifier = Classifier.load(resolve_model(args.model), args.device, batch_size=args.batch_size)
+    options = SortOptions(
+        source=source, output=output, move=args.move, threshold=args.threshold, dry_run=args.dry_run
+    )
+    progress = Progress(sys.stderr, enabled=not args.json and sys.stderr.isatty())
+    plan_lines: list[str] = []
+
+    def on_event(ev: SortEvent) -> None:
+        progress.update(ev.index, ev.total, ev.source.name)
+        if ev.status == "planned":
+            plan_lines.append(
+                f"{ev.source}  ->  {', '.join(str(d) for d in ev.destinations)}  ({ev.confidence:.0%})"
+            )
+
+    job = sort_folder(options, classifier)
+    try:
+        summary = drive(job, on_event)
+    except KeyboardInterrupt:
+        job.close()
+        progress.close()
+        print("Cancelled. Run the same command again to finish the rest.", file=sys.stderr)
+        return EXIT_CANCELLED
+    finally:
+        progress.close()
+    if args.json:
+        _print_json(summary.to_json())
+    else:
+        for line in plan_lines:
+            print(line)
+        verb = "Would sort" if options.dry_run else "Sorted"
+        print(
+            f"{verb} {summary.classified} of {summary.total} photos into {summary.output} "
+            f"({summary.sorted} sorted, {summary.unsure} unsure, {summary.skipped} skipped, "
+            f"{summary.failed} failed) in {summary.seconds:.1f} s "
+            f"({summary.images_per_second:.1f} photos/s on {summary.device})."
+        )
+        for label, n in sorted(summary.per_label.items()):
+            print(f"  {label}: {n}")
+    for path, reason in summary.failures:
+        print(f"failed: {path}: {reason}", file=sys.stderr)
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from sorter.core.undo import undo_last_run
+
+    report = undo_last_run(Path(args.output))
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(f"Undid run {report.run_id}: removed {report.removed} copies, restored {report.restored} photos.")
+    for path, reason in report.kept:
+        print(f"kept: {path}: {reason}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from sorter.errors import SorterError
+    from sorter.model.bundle import read_config
+    from sorter.paths import bundled_models_dir, find_models
+
+    rows = []
+    for path in find_models():
+        try:
+            config = read_config(path)
+            rows.append({
+                "name": path.stem, "path": str(path), "classes": len(config.classes),
+                "bundled": path.parent == bundled_models_dir(), "error": None,
+            })
+        except SorterError as exc:
+            rows.append({"name": path.stem, "path": str(path), "classes": 0, "bundled": False, "error": str(exc)})
+    if args.json:
+        _print_json({"models": rows})
+    else:
+        for row in rows:
+            where = "bundled" if row["bundled"] else "user"
+            status = row["error"] or f"{row['classes']} classes"
+            print(f"{row['name']:<24} {where:<8} {status}  {row['path']}")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from sorter.model.bundle import describe, load_bundle
+    from sorter.paths import resolve_model
+
+    path = resolve_model(args.model)
+    bundle = load_bundle(path)
+    info = {"name": bundle.name, "path": str(path), **describe(bundle.config)}
+    if args.json:
+        _print_json(info)
+    else:
+        for key, value in info.items():
+            if key != "training":
+                print(f"{key}: {value}")
+        for key, value in info["training"].items():
+            print(f"training.{key}: {value}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sorter", description="Sort a folder of photos into per-category folders."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("sort", help="sort a folder of photos")
+    p.add_argument("source", help="folder of photos (searched recursively)")
+    p.add_argument("--out", help="output folder (default: a sibling 'SOURCE (sorted)')")
+    p.add_argument("--model", default="general", help="model name or .safetensors path (default: general)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--move", action="store_true", help="move photos instead of copying them")
+    p.add_argument("--threshold", type=float, help="confidence below which photos go to _unsure")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    p.add_argument("--batch-size", type=int, default=16, help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    p.set_defaults(func=cmd_sort)
+
+    p = sub.add_parser("undo", help="revert the last run on an output folder")
+    p.add_argument("output")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_undo)
+
+    p = sub.add_parser("models", help="list bundled and user models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("info", help="show what a model bundle holds")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sorter.errors import SorterError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except SorterError as exc:
+        print(f"sorter: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("Cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

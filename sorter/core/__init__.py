@@ -1,0 +1,1 @@
+"""Scanning, classifying, placing and journaling photos: plain Python, no Qt, no fastai."""

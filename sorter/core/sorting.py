@@ -1,0 +1,287 @@
+"""The sorting job: a generator of one event per photo, shared by the CLI and the GUI.
+
+Plan, then act: each photo is classified, its folder decided from the threshold, and only then
+copied (or moved). The consumer can stop between photos by closing the generator; the run is then
+journaled as cancelled and the same call later resumes it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections import Counter
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from sorter.core.classifier import Classifier, top_k
+from sorter.core.fileops import Placed, candidate_names, place, sweep_temporaries
+from sorter.core.images import Candidate, scan
+from sorter.core.journal import STATE_DIR, Journal
+from sorter.errors import DestinationError, UsageError, describe_os_error
+from sorter.names import UNSURE_FOLDER
+
+Status = Literal["sorted", "unsure", "skipped", "failed", "planned"]
+
+_FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+
+
+@dataclass(frozen=True)
+class SortOptions:
+    """What to sort where.
+
+    Args:
+        source: folder of photos (searched recursively).
+        output: folder that receives ``<label>/`` sub-folders.
+        move: move instead of copy (originals are never touched otherwise).
+        threshold: confidence below which a photo goes to ``_unsure``; None uses the model's.
+        dry_run: decide everything, write nothing.
+    """
+
+    source: Path
+    output: Path
+    move: bool = False
+    threshold: float | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class SortEvent:
+    """What happened to one photo. ``index`` counts from 1 up to ``total``."""
+
+    index: int
+    total: int
+    source: Path
+    status: Status
+    labels: tuple[str, ...] = ()
+    confidence: float = 0.0
+    top: tuple[tuple[str, float], ...] = ()
+    destinations: tuple[Path, ...] = ()
+    duplicate: bool = False
+    error: str | None = None
+    elapsed: float = 0.0
+
+
+@dataclass
+class SortSummary:
+    run_id: int | None
+    source: Path
+    output: Path
+    device: str
+    model: str
+    dry_run: bool
+    total: int = 0
+    sorted: int = 0
+    unsure: int = 0
+    skipped: int = 0
+    failed: int = 0
+    per_label: Counter[str] = field(default_factory=Counter)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def classified(self) -> int:
+        return self.sorted + self.unsure
+
+    @property
+    def images_per_second(self) -> float:
+        return self.classified / self.seconds if self.seconds > 0 else 0.0
+
+    def count(self, event: SortEvent) -> None:
+        if event.status == "failed":
+            self.failed += 1
+            self.failures.append((event.source, event.error or "unknown error"))
+        elif event.status == "skipped":
+            self.skipped += 1
+        elif event.status == "unsure" or (event.status == "planned" and event.labels == (UNSURE_FOLDER,)):
+            self.unsure += 1
+        else:
+            self.sorted += 1
+        if event.status in ("sorted", "unsure", "planned"):
+            for label in event.labels:
+                self.per_label[label] += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "source": str(self.source),
+            "output": str(self.output),
+            "model": self.model,
+            "dry_run": self.dry_run,
+            "total": self.total,
+            "sorted": self.sorted,
+            "unsure": self.unsure,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "per_label": dict(sorted(self.per_label.items())),
+            "seconds": round(self.seconds, 3),
+            "images_per_second": round(self.images_per_second, 2),
+            "device": self.device,
+            "failures": [{"path": str(p), "reason": r} for p, r in self.failures],
+        }
+
+
+def default_output(source: Path) -> Path:
+    """A sibling folder ``<source> (sorted)``: never inside the photos being sorted."""
+    source = source.resolve()
+    return source.with_name(f"{source.name} (sorted)")
+
+
+def decide(probs: np.ndarray, classes: tuple[str, ...], threshold: float, multi_label: bool) -> tuple[str, ...]:
+    """The folder(s) for one photo; ``_unsure`` when nothing reaches the threshold."""
+    if multi_label:
+        chosen = tuple(classes[i] for i in np.flatnonzero(probs >= threshold))
+        return chosen or (UNSURE_FOLDER,)
+    best = int(np.argmax(probs))
+    return (classes[best],) if probs[best] >= threshold else (UNSURE_FOLDER,)
+
+
+def _check_folders(options: SortOptions) -> tuple[Path, Path]:
+    source = options.source.expanduser()
+    if not source.is_dir():
+        raise UsageError(f"The folder '{source}' does not exist or is not a folder.")
+    source = source.resolve()
+    output = options.output.expanduser().resolve()
+    if output == source:
+        raise UsageError("The output folder must differ from the folder being sorted.")
+    if source.is_relative_to(output) and not source.is_relative_to(output / UNSURE_FOLDER):
+        raise UsageError("The output folder cannot contain the folder being sorted.")
+    return source, output
+
+
+def sort_folder(
+    options: SortOptions, classifier: Classifier
+) -> Generator[SortEvent, None, SortSummary]:
+    """Sort ``options.source`` into ``options.output``, yielding one :class:`SortEvent` per photo.
+
+    Returns (as the generator's value) a :class:`SortSummary`.
+
+    Raises:
+        UsageError: the folders are unusable.
+        DestinationError: the output cannot be written (locked, read-only, disk full); photos
+            placed until then stay placed and journaled, and running again resumes.
+    """
+    source, output = _check_folders(options)
+    threshold = classifier.config.threshold if options.threshold is None else options.threshold
+    if not 0.0 <= threshold <= 1.0:
+        raise UsageError("The confidence threshold must be between 0 and 1.")
+    summary = SortSummary(
+        run_id=None, source=source, output=output, device=str(classifier.device),
+        model=classifier.name, dry_run=options.dry_run,
+    )
+    started = time.perf_counter()
+    journal: Journal | None = None
+    if not options.dry_run:
+        journal = Journal.open(output)
+    elif (output / STATE_DIR).exists():
+        journal = Journal.open(output, create=False, lock=False)
+    run_status = "cancelled"
+    try:
+        candidates = list(scan(source, exclude=(output,)))
+        summary.total = len(candidates)
+        if journal is not None and not options.dry_run:
+            sweep_temporaries(output)
+            summary.run_id = journal.start_run(
+                source, "move" if options.move else "copy", classifier.name, str(classifier.device)
+            )
+        index = 0
+
+        def event(c: Candidate, status: Status, **kw: Any) -> SortEvent:
+            nonlocal index
+            index += 1
+            ev = SortEvent(index, summary.total, c.path, status, elapsed=time.perf_counter() - started, **kw)
+            summary.count(ev)
+            return ev
+
+        todo: list[Candidate] = []
+        for c in candidates:
+            if c.problem is not None:
+                yield event(c, "failed", error=c.problem)
+            elif journal is not None and journal.is_done(c.path, c.size, c.mtime_ns):
+                yield event(c, "skipped")
+            else:
+                todo.append(c)
+
+        for pred in classifier.classify(todo, lambda c: c.path):
+            c = pred.item
+            if pred.probs is None:
+                if journal is not None and summary.run_id is not None:
+                    journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, [], failed=pred.error)
+                yield event(c, "failed", error=pred.error)
+                continue
+            labels = decide(pred.probs, classifier.classes, threshold, classifier.config.multi_label)
+            top = tuple(top_k(pred.probs, classifier.classes))
+            confidence = float(pred.probs.max())
+            status: Status = "unsure" if labels == (UNSURE_FOLDER,) else "sorted"
+            if options.dry_run:
+                planned = tuple(_planned_destination(output / label, c.path.name) for label in labels)
+                yield event(c, "planned", labels=labels, confidence=confidence, top=top, destinations=planned)
+                continue
+            assert journal is not None and summary.run_id is not None
+            try:
+                placed = _place_all(c.path, output, labels, move=options.move)
+            except OSError as exc:
+                if _is_destination_fault(exc, c.path):
+                    raise DestinationError(
+                        f"Sorting stopped: {describe_os_error(exc)} "
+                        "Photos already sorted are safe; free space or fix the folder, then run again."
+                    ) from exc
+                journal.record_source(
+                    summary.run_id, c.path, c.size, c.mtime_ns, [], failed=describe_os_error(exc)
+                )
+                yield event(c, "failed", error=describe_os_error(exc))
+                continue
+            ops = [
+                {
+                    "destination": p.destination, "sha256": p.sha256, "size": p.size,
+                    "label": label, "confidence": float(_label_prob(pred.probs, classifier.classes, label)),
+                    "status": p.outcome,
+                }
+                for label, p in zip(labels, placed, strict=True)
+            ]
+            journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, ops)
+            duplicate = all(p.outcome == "duplicate" for p in placed)
+            yield event(
+                c, "skipped" if duplicate else status, labels=labels, confidence=confidence, top=top,
+                destinations=tuple(p.destination for p in placed), duplicate=duplicate,
+            )
+        run_status = "finished"
+    finally:
+        summary.seconds = time.perf_counter() - started
+        if journal is not None:
+            if summary.run_id is not None:
+                journal.finish_run(summary.run_id, run_status)
+            journal.close()
+    return summary
+
+
+def _label_prob(probs: np.ndarray, classes: tuple[str, ...], label: str) -> float:
+    return float(probs[classes.index(label)]) if label in classes else float(probs.max())
+
+
+def _place_all(source: Path, output: Path, labels: tuple[str, ...], *, move: bool) -> list[Placed]:
+    """Copy into every label's folder; when moving, the last placement is the move."""
+    placed = []
+    for i, label in enumerate(labels):
+        last = i == len(labels) - 1
+        placed.append(place(source, output / label, move=move and last))
+    return placed
+
+
+def _planned_destination(folder: Path, name: str) -> Path:
+    for candidate in candidate_names(name):
+        if not os.path.lexists(folder / candidate):
+            return folder / candidate
+    return folder / name
+
+
+def _is_destination_fault(exc: OSError, source: Path) -> bool:
+    """Disk full or read-only output stops the run; a bad source file only skips that photo."""
+    if exc.errno in _FATAL_ERRNOS:
+        return True
+    name = os.fsdecode(exc.filename) if exc.filename is not None else None
+    return name is not None and Path(name) != source

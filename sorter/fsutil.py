@@ -1,0 +1,38 @@
+"""Small file-system primitives that never overwrite: used by sorting and by bundle export."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from pathlib import Path
+
+TEMP_PREFIX = ".sorter-part-"
+"""Every temporary file Sorter writes starts with this, so a resumed run can sweep leftovers."""
+
+_NO_HARDLINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV, errno.ENOSYS}
+
+
+def rename_no_clobber(src: Path | str, dst: Path | str) -> None:
+    """Atomically give ``src`` the name ``dst``; raise FileExistsError rather than replace it.
+
+    POSIX ``rename`` silently replaces the target, so there we hard-link then unlink (atomic and
+    exclusive). Windows ``rename`` already refuses an existing target.
+    """
+    if sys.platform == "win32":
+        os.rename(src, dst)
+        return
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_HARDLINKS:
+            raise
+        # A file system without hard links (FAT, some network shares): the output lock keeps
+        # other Sorter runs away, so check-then-rename is the best that is possible here.
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "File exists", str(dst)) from exc
+        os.rename(src, dst)
+        return
+    os.unlink(src)

@@ -1,0 +1,326 @@
+"""The portable model bundle: one ``.safetensors`` file, tensors plus a JSON config in its header.
+
+Never a pickle: a fastai ``export.pkl`` breaks across operating systems and runs arbitrary code when
+loaded. Everything needed to rebuild the network and its preprocessing is in the config, and every
+field is checked before a tensor is touched, so a malformed or hostile file fails with one sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sorter.errors import ModelLoadError
+from sorter.fsutil import TEMP_PREFIX, rename_no_clobber
+from sorter.names import UNSURE_FOLDER, class_names_problem
+
+FORMAT = "sorter-bundle"
+FORMAT_VERSION = 1
+METADATA_KEY = "sorter"
+RESIZE_METHODS = ("squish", "crop")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """Folders made of several network outputs: a folder's probability is the sum of its outputs'.
+
+    The embedded default uses this to turn 1000 ImageNet classes into a dozen everyday folders.
+    """
+
+    source_classes: tuple[str, ...]
+    group_of: tuple[int, ...]
+    """For each network output, the index of the folder (class) it belongs to."""
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    """What a bundle says about itself; see ``docs`` in README for the field list."""
+
+    architecture: str
+    classes: tuple[str, ...]
+    multi_label: bool = False
+    input_size: tuple[int, int] = (224, 224)
+    """Height, width."""
+    resize: str = "squish"
+    crop_pct: float = 0.875
+    interpolation: str = "bilinear"
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    threshold: float = 0.5
+    grouping: Grouping | None = None
+    training: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.grouping.source_classes) if self.grouping else len(self.classes)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data = {"format": FORMAT, "format_version": FORMAT_VERSION, **data}
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+    def with_training(self, **facts: Any) -> BundleConfig:
+        return replace(self, training={**self.training, **facts})
+
+    @classmethod
+    def from_json(cls, text: str, where: Path | str = "model") -> BundleConfig:
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise ModelLoadError(where, "its configuration is not valid JSON") from exc
+        return cls.from_dict(data, where)
+
+    @classmethod
+    def from_dict(cls, data: object, where: Path | str = "model") -> BundleConfig:
+        """Validate every field; the error names the first bad one."""
+
+        def bad(reason: str) -> ModelLoadError:
+            return ModelLoadError(where, reason)
+
+        if not isinstance(data, dict):
+            raise bad("its configuration is not a JSON object")
+        if data.get("format") != FORMAT:
+            raise bad("it is not a Sorter model bundle")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise bad(f"bundle format version {version!r} is not supported (expected {FORMAT_VERSION})")
+        from sorter.model.architecture import SUPPORTED_ARCHITECTURES
+
+        arch = data.get("architecture")
+        if not isinstance(arch, str) or arch not in SUPPORTED_ARCHITECTURES:
+            raise bad(f"the architecture {arch!r} is unknown")
+        classes = data.get("classes")
+        if not isinstance(classes, list) or not classes:
+            raise bad("it lists no classes")
+        problem = class_names_problem(classes)
+        if problem:
+            raise bad(problem)
+        if any(c.casefold() == UNSURE_FOLDER for c in classes):
+            raise bad(f"a class may not be named {UNSURE_FOLDER!r}")
+        multi = data.get("multi_label", False)
+        if not isinstance(multi, bool):
+            raise bad("multi_label must be true or false")
+        size = data.get("input_size")
+        if (
+            not isinstance(size, list)
+            or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 2048 for v in size)
+        ):
+            raise bad("input_size must be two whole numbers between 16 and 2048")
+        resize = data.get("resize", "squish")
+        if resize not in RESIZE_METHODS:
+            raise bad(f"the resize method {resize!r} is unknown")
+        interpolation = data.get("interpolation", "bilinear")
+        if interpolation not in INTERPOLATIONS:
+            raise bad(f"the interpolation {interpolation!r} is unknown")
+        crop_pct = _number(data.get("crop_pct", 0.875), 0.1, 1.0, "crop_pct", bad)
+        threshold = _number(data.get("threshold", 0.5), 0.0, 1.0, "threshold", bad)
+        mean = _triple(data.get("mean"), "mean", bad, positive=False)
+        std = _triple(data.get("std"), "std", bad, positive=True)
+        grouping = None
+        raw_group = data.get("grouping")
+        if raw_group is not None:
+            if not isinstance(raw_group, dict):
+                raise bad("grouping must be an object")
+            sources = raw_group.get("source_classes")
+            group_of = raw_group.get("group_of")
+            if (
+                not isinstance(sources, list)
+                or not all(isinstance(s, str) for s in sources)
+                or not isinstance(group_of, list)
+                or len(group_of) != len(sources)
+                or not all(isinstance(g, int) and 0 <= g < len(classes) for g in group_of)
+            ):
+                raise bad("its grouping of outputs into folders is inconsistent")
+            if multi:
+                raise bad("a multi-label model cannot group its outputs into folders")
+            grouping = Grouping(tuple(sources), tuple(group_of))
+        training = data.get("training", {})
+        if not isinstance(training, dict):
+            raise bad("training facts must be an object")
+        return cls(
+            architecture=arch,
+            classes=tuple(classes),
+            multi_label=multi,
+            input_size=(size[0], size[1]),
+            resize=resize,
+            crop_pct=crop_pct,
+            interpolation=interpolation,
+            mean=mean,
+            std=std,
+            threshold=threshold,
+            grouping=grouping,
+            training=training,
+        )
+
+
+def _number(value: object, low: float, high: float, name: str, bad: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise bad(f"{name} must be a number")
+    if not low <= value <= high:
+        raise bad(f"{name} must be between {low} and {high}")
+    return float(value)
+
+
+def _triple(value: object, name: str, bad: Any, *, positive: bool) -> tuple[float, float, float]:
+    if not isinstance(value, list) or len(value) != 3:
+        raise bad(f"{name} must be three numbers")
+    numbers = tuple(_number(v, 1e-6 if positive else -10.0, 10.0, name, bad) for v in value)
+    return (numbers[0], numbers[1], numbers[2])
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A validated bundle: its config and its tensors, ready to build a network."""
+
+    path: Path
+    config: BundleConfig
+    state: dict[str, torch.Tensor]
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def build_model(self) -> torch.nn.Module:
+        from sorter.model.architecture import SorterNet
+
+        model = SorterNet(self.config.architecture, self.config.num_outputs)
+        model.load_state_dict(self.state, strict=True)
+        return model.eval()
+
+
+def _check_header(path: Path) -> None:
+    """Refuse files that are not safetensors before any parser sees them."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(9)
+    except OSError as exc:
+        from sorter.errors import describe_os_error
+
+        raise ModelLoadError(path, describe_os_error(exc)) from exc
+    if len(head) < 9:
+        raise ModelLoadError(path, "the file is empty or truncated")
+    (length,) = struct.unpack("<Q", head[:8])
+    if head[8:9] != b"{" or length > MAX_HEADER_BYTES:
+        raise ModelLoadError(
+            path,
+            "it is not a safetensors file (Sorter never loads pickles or fastai .pkl exports)",
+        )
+    if 8 + length > size:
+        raise ModelLoadError(path, "the file is truncated (its header is cut off)")
+
+
+def read_config(path: Path | str) -> BundleConfig:
+    """Only the config, without reading tensors: for model lists and info."""
+    path = Path(path)
+    _check_header(path)
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except Exception as exc:
+        raise ModelLoadError(path, f"the safetensors header is malformed ({_short(exc)})") from exc
+    if METADATA_KEY not in meta:
+        raise ModelLoadError(path, "it is a safetensors file but not a Sorter model bundle")
+    return BundleConfig.from_json(meta[METADATA_KEY], path)
+
+
+def load_bundle(path: Path | str) -> Bundle:
+    """Read and fully validate a bundle: config, tensor names, shapes and values."""
+    path = Path(path)
+    config = read_config(path)
+    from safetensors import safe_open
+
+    from sorter.model.architecture import SorterNet
+
+    expected = SorterNet(config.architecture, config.num_outputs).state_dict()
+    state: dict[str, torch.Tensor] = {}
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            keys = set(fh.keys())
+            missing = [k for k in expected if k not in keys]
+            if missing:
+                raise ModelLoadError(path, f"{len(missing)} tensors are missing (first: {missing[0]})")
+            extra = sorted(keys - set(expected))
+            if extra:
+                raise ModelLoadError(path, f"it has unexpected tensors (first: {extra[0]})")
+            for key, ref in expected.items():
+                shape = tuple(fh.get_slice(key).get_shape())
+                if shape != tuple(ref.shape):
+                    raise ModelLoadError(
+                        path, f"tensor {key} has shape {shape}, expected {tuple(ref.shape)}"
+                    )
+                state[key] = fh.get_tensor(key).to(ref.dtype)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(path, f"its tensors cannot be read ({_short(exc)})") from exc
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ModelLoadError(path, f"tensor {key} holds NaN or infinite values")
+    return Bundle(path, config, state)
+
+
+def save_bundle(
+    path: Path | str, model: torch.nn.Module, config: BundleConfig, *, overwrite: bool = False
+) -> Path:
+    """Write atomically (temporary file, then rename); refuse to replace a file unless asked."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_name(path.name + ".safetensors")
+    if path.exists() and not overwrite:
+        raise ModelLoadError(path, "a file of that name already exists; choose another name")
+    BundleConfig.from_json(config.to_json(), path)  # never write what we would refuse to read
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".safetensors", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={METADATA_KEY: config.to_json()})
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                rename_no_clobber(tmp, path)
+            except FileExistsError:
+                raise ModelLoadError(path, "a file of that name already exists; choose another name") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def describe(config: BundleConfig) -> dict[str, Any]:
+    """A JSON-friendly summary for `sorter info` and the GUI's model picker."""
+    metrics = config.training.get("metrics", {}) if isinstance(config.training, Mapping) else {}
+    return {
+        "architecture": config.architecture,
+        "classes": list(config.classes),
+        "multi_label": config.multi_label,
+        "input_size": list(config.input_size),
+        "resize": config.resize,
+        "threshold": config.threshold,
+        "grouped_outputs": config.num_outputs if config.grouping else None,
+        "accuracy": metrics.get("accuracy") if isinstance(metrics, Mapping) else None,
+        "training": dict(config.training),
+    }
