@@ -68,18 +68,14 @@ def cmd_sort(args: argparse.Namespace) -> int:
     source = Path(args.source)
     output = Path(args.out) if args.out else default_output(source)
     classifier = Classifier.load(resolve_model(args.model), args.device, batch_size=args.batch_size)
-    options = SortOptions(
-        source=source, output=output, move=args.move, threshold=args.threshold, dry_run=args.dry_run
-    )
+    options = SortOptions(source=source, output=output, move=args.move, threshold=args.threshold, dry_run=args.dry_run)
     progress = Progress(sys.stderr, enabled=not args.json and sys.stderr.isatty())
     plan_lines: list[str] = []
 
     def on_event(ev: SortEvent) -> None:
         progress.update(ev.index, ev.total, ev.source.name)
         if ev.status == "planned":
-            plan_lines.append(
-                f"{ev.source}  ->  {', '.join(str(d) for d in ev.destinations)}  ({ev.confidence:.0%})"
-            )
+            plan_lines.append(f"{ev.source}  ->  {', '.join(str(d) for d in ev.destinations)}  ({ev.confidence:.0%})")
 
     job = sort_folder(options, classifier)
     try:
@@ -132,10 +128,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     for path in find_models():
         try:
             config = read_config(path)
-            rows.append({
-                "name": path.stem, "path": str(path), "classes": len(config.classes),
-                "bundled": path.parent == bundled_models_dir(), "error": None,
-            })
+            rows.append(
+                {
+                    "name": path.stem,
+                    "path": str(path),
+                    "classes": len(config.classes),
+                    "bundled": path.parent == bundled_models_dir(),
+                    "error": None,
+                }
+            )
         except SorterError as exc:
             rows.append({"name": path.stem, "path": str(path), "classes": 0, "bundled": False, "error": str(exc)})
     if args.json:
@@ -167,9 +168,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sorter", description="Sort a folder of photos into per-category folders."
-    )
+    parser = argparse.ArgumentParser(prog="sorter", description="Sort a folder of photos into per-category folders.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 _WINDOWS_RESERVED = {
-    "CON", "PRN", "AUX", "NUL",
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
     *(f"COM{i}" for i in range(1, 10)),
     *(f"LPT{i}" for i in range(1, 10)),
 }
@@ -54,6 +57,7 @@ def class_names_problem(names: Iterable[object]) -> str | None:
             return f"the class names {seen[key]!r} and {name!r} differ only in case"
         seen[key] = name
     return None
+
 
 UNSURE_FOLDER = "_unsure"
 """Where images below the confidence threshold go; no class may take this name."""

@@ -38,9 +38,9 @@ class Settings:
                     value = None if value in (None, "", "None") else float(value)
                 except (TypeError, ValueError):
                     continue
-            elif f.name == "device" and value not in ("auto", "cpu", "cuda"):
-                continue
-            elif f.name == "mode" and value not in ("copy", "move"):
+            elif (f.name == "device" and value not in ("auto", "cpu", "cuda")) or (
+                f.name == "mode" and value not in ("copy", "move")
+            ):
                 continue
             elif isinstance(default, list):
                 if isinstance(value, str):

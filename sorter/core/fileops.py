@@ -7,6 +7,7 @@ same content means the work is already done; by other content, the next free ``n
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -86,10 +87,8 @@ def _copy_to_temp(source: Path, folder: Path) -> tuple[Path, str, int]:
 
 
 def _unlink_quietly(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         path.unlink()
-    except OSError:
-        pass
 
 
 def _with_retry(action: object, *args: object) -> None:

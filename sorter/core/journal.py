@@ -96,7 +96,7 @@ class OutputLock:
         self._fh: IO[bytes] | None = None
 
     def acquire(self) -> None:
-        fh = open(self.path, "a+b")
+        fh = open(self.path, "a+b")  # noqa: SIM115 - held open as the lock
         try:
             if sys.platform == "win32":
                 import msvcrt
@@ -109,9 +109,7 @@ class OutputLock:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             fh.close()
-            raise DestinationError(
-                "Another Sorter run is using this output folder; wait for it to finish."
-            ) from None
+            raise DestinationError("Another Sorter run is using this output folder; wait for it to finish.") from None
         self._fh = fh
 
     def release(self) -> None:
@@ -136,17 +134,13 @@ class Journal:
         try:
             state.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DestinationError(
-                f"Cannot use '{output}' as the output folder: {describe_os_error(exc)}"
-            ) from exc
+            raise DestinationError(f"Cannot use '{output}' as the output folder: {describe_os_error(exc)}") from exc
         output_lock = OutputLock(state) if lock else None
         if output_lock is not None:
             try:
                 output_lock.acquire()
             except OSError as exc:
-                raise DestinationError(
-                    f"Cannot use '{output}' as the output folder: {describe_os_error(exc)}"
-                ) from exc
+                raise DestinationError(f"Cannot use '{output}' as the output folder: {describe_os_error(exc)}") from exc
         try:
             db = sqlite3.connect(state / JOURNAL_NAME, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
@@ -238,8 +232,15 @@ class Journal:
                     "INSERT INTO ops(run_id, source, destination, sha256, size, label, confidence,"
                     " status, created) VALUES (?,?,?,?,?,?,?,?,?)",
                     (
-                        run_id, str(source), str(op["destination"]), op["sha256"], op["size"],
-                        op["label"], float(op["confidence"]), op["status"], _now(),
+                        run_id,
+                        str(source),
+                        str(op["destination"]),
+                        op["sha256"],
+                        op["size"],
+                        op["label"],
+                        float(op["confidence"]),
+                        op["status"],
+                        _now(),
                     ),
                 )
                 ids.append(int(cur.lastrowid or 0))
@@ -250,9 +251,7 @@ class Journal:
         return ids
 
     def ops(self, run_id: int | None = None) -> list[Op]:
-        query = (
-            "SELECT id, run_id, source, destination, sha256, size, label, confidence, status FROM ops"
-        )
+        query = "SELECT id, run_id, source, destination, sha256, size, label, confidence, status FROM ops"
         args: tuple[Any, ...] = ()
         if run_id is not None:
             query += " WHERE run_id=?"

@@ -153,9 +153,7 @@ def _check_folders(options: SortOptions) -> tuple[Path, Path]:
     return source, output
 
 
-def sort_folder(
-    options: SortOptions, classifier: Classifier
-) -> Generator[SortEvent, None, SortSummary]:
+def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortEvent, None, SortSummary]:
     """Sort ``options.source`` into ``options.output``, yielding one :class:`SortEvent` per photo.
 
     Returns (as the generator's value) a :class:`SortSummary`.
@@ -170,8 +168,12 @@ def sort_folder(
     if not 0.0 <= threshold <= 1.0:
         raise UsageError("The confidence threshold must be between 0 and 1.")
     summary = SortSummary(
-        run_id=None, source=source, output=output, device=str(classifier.device),
-        model=classifier.name, dry_run=options.dry_run,
+        run_id=None,
+        source=source,
+        output=output,
+        device=str(classifier.device),
+        model=classifier.name,
+        dry_run=options.dry_run,
     )
     started = time.perf_counter()
     journal: Journal | None = None
@@ -230,15 +232,16 @@ def sort_folder(
                         f"Sorting stopped: {describe_os_error(exc)} "
                         "Photos already sorted are safe; free space or fix the folder, then run again."
                     ) from exc
-                journal.record_source(
-                    summary.run_id, c.path, c.size, c.mtime_ns, [], failed=describe_os_error(exc)
-                )
+                journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, [], failed=describe_os_error(exc))
                 yield event(c, "failed", error=describe_os_error(exc))
                 continue
             ops = [
                 {
-                    "destination": p.destination, "sha256": p.sha256, "size": p.size,
-                    "label": label, "confidence": float(_label_prob(pred.probs, classifier.classes, label)),
+                    "destination": p.destination,
+                    "sha256": p.sha256,
+                    "size": p.size,
+                    "label": label,
+                    "confidence": float(_label_prob(pred.probs, classifier.classes, label)),
                     "status": p.outcome,
                 }
                 for label, p in zip(labels, placed, strict=True)
@@ -246,8 +249,13 @@ def sort_folder(
             journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, ops)
             duplicate = all(p.outcome == "duplicate" for p in placed)
             yield event(
-                c, "skipped" if duplicate else status, labels=labels, confidence=confidence, top=top,
-                destinations=tuple(p.destination for p in placed), duplicate=duplicate,
+                c,
+                "skipped" if duplicate else status,
+                labels=labels,
+                confidence=confidence,
+                top=top,
+                destinations=tuple(p.destination for p in placed),
+                duplicate=duplicate,
             )
         run_status = "finished"
     finally:

@@ -7,6 +7,7 @@ reported: undo must never destroy work. Moved photos go back where they came fro
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,9 +79,7 @@ def undo_last_run(output: Path) -> UndoReport:
                 if os.path.lexists(op.source) and _unchanged(op.source, op.sha256, op.size):
                     continue
                 try:
-                    back = place(
-                        op.destination, op.source.parent, op.source.name, move=not keep_destination
-                    )
+                    back = place(op.destination, op.source.parent, op.source.name, move=not keep_destination)
                 except OSError as exc:
                     report.kept.append((op.destination, describe_os_error(exc)))
                     continue
@@ -97,7 +96,5 @@ def undo_last_run(output: Path) -> UndoReport:
 def _remove_empty_folders(folders: set[Path], output: Path) -> None:
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
         if folder != output and folder.is_relative_to(output):
-            try:
+            with contextlib.suppress(OSError):  # not empty: the user's or another run's files
                 folder.rmdir()
-            except OSError:
-                pass  # not empty: the user's or another run's files are there

@@ -32,16 +32,18 @@ class SorterNet(nn.Module):
             raise ValueError(f"unknown architecture {architecture!r}")
         self.architecture = architecture
         self.body = timm.create_model(architecture, pretrained=False, num_classes=0)
-        self.num_features = int(self.body.num_features)
+        self.num_features: int = self.body.num_features  # type: ignore[assignment]
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(self.num_features, num_outputs)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled body features; training caches these to fit the head fast on a CPU."""
-        return self.body(x)
+        out: torch.Tensor = self.body(x)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(self.body(x)))
+        out: torch.Tensor = self.head(self.drop(self.body(x)))
+        return out
 
 
 def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
@@ -86,9 +88,7 @@ def load_body_weights(model: SorterNet, weights: Path | None) -> None:
                 "no embedded pretrained weights for this architecture; pass a local weights file",
             )
         state = {
-            k.removeprefix("body."): v
-            for k, v in efficientnet_lite0_imagenet_state().items()
-            if k.startswith("body.")
+            k.removeprefix("body."): v for k, v in efficientnet_lite0_imagenet_state().items() if k.startswith("body.")
         }
     else:
         state = _read_state_file(weights)

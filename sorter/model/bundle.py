@@ -260,9 +260,7 @@ def load_bundle(path: Path | str) -> Bundle:
             for key, ref in expected.items():
                 shape = tuple(fh.get_slice(key).get_shape())
                 if shape != tuple(ref.shape):
-                    raise ModelLoadError(
-                        path, f"tensor {key} has shape {shape}, expected {tuple(ref.shape)}"
-                    )
+                    raise ModelLoadError(path, f"tensor {key} has shape {shape}, expected {tuple(ref.shape)}")
                 state[key] = fh.get_tensor(key).to(ref.dtype)
     except ModelLoadError:
         raise
@@ -274,9 +272,7 @@ def load_bundle(path: Path | str) -> Bundle:
     return Bundle(path, config, state)
 
 
-def save_bundle(
-    path: Path | str, model: torch.nn.Module, config: BundleConfig, *, overwrite: bool = False
-) -> Path:
+def save_bundle(path: Path | str, model: torch.nn.Module, config: BundleConfig, *, overwrite: bool = False) -> Path:
     """Write atomically (temporary file, then rename); refuse to replace a file unless asked."""
     from safetensors.torch import save_file
 

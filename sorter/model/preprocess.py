@@ -99,7 +99,7 @@ class Preprocessor:
         img = _to_rgb_or_rgba(img)
         w, h = img.size
         if w < 1 or h < 1:
-            raise UnsupportedImageError(Path(str(img.filename or "image")), "the image is empty")
+            raise UnsupportedImageError(Path(getattr(img, "filename", "") or "image"), "the image is empty")
         if self.resize == "crop":
             scale = max(need_w / w, need_h / h)
             box_w, box_h = tw / scale, th / scale
@@ -130,4 +130,3 @@ def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
         return img.convert("RGBA")
     return img.convert("RGB")
-

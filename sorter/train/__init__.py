@@ -1,0 +1,1 @@
+"""Training and retraining with fastai: the only package that imports it."""
