@@ -167,6 +167,118 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _train_progress(enabled: bool) -> Callable[[Any], None]:
+    """Progress for feature extraction and epochs, on stderr, from the train package's reports."""
+    bars: dict[str, Any] = {}
+
+    def report(p: Any) -> None:
+        if not enabled:
+            return
+        if p.phase == "features":
+            from tqdm import tqdm
+
+            bar = bars.get("features") or bars.setdefault(
+                "features", tqdm(total=p.total, desc="features", unit="batch", file=sys.stderr)
+            )
+            bar.update(p.step - bar.n)
+            if p.step >= p.total:
+                bar.close()
+            return
+        parts = [f"{p.phase} epoch {p.step}/{p.total}"]
+        for name, value in (("train loss", p.train_loss), ("valid loss", p.valid_loss), ("metric", p.metric)):
+            if value is not None:
+                parts.append(f"{name} {value:.4f}")
+        print("  ".join(parts), file=sys.stderr)
+
+    return report
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from sorter.train.train import main as train_main
+
+    trained = train_main(args, progress=_train_progress(not args.json))
+    summary = {k: v for k, v in trained.report.items() if k != "valid_files"}
+    if args.json:
+        _print_json(summary)
+    else:
+        ev = trained.evaluation
+        print(f"Wrote {trained.path} ({len(ev.classes)} classes); report {trained.report_path}")
+        print(f"Validation accuracy {ev.accuracy:.1%} on {ev.n} photos; unsure threshold {summary['threshold']}")
+        for cls, row in ev.per_class.items():
+            print(f"  {cls:<20} precision {row['precision']:.2f}  recall {row['recall']:.2f}  (n={row['n']})")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sorter.core.classifier import Classifier
+    from sorter.core.datasets import load_data
+    from sorter.core.evaluate import evaluate
+    from sorter.paths import resolve_model
+
+    classifier = Classifier.load(resolve_model(args.model), args.device)
+    delim = args.label_delim if args.label_delim is not None else (" " if classifier.config.multi_label else None)
+    data = load_data(args.data, csv_file=Path(args.csv) if args.csv else None, label_delim=delim)
+    result = evaluate(classifier, data.samples, threshold=args.threshold)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        extra = f", F2 {result.fbeta:.3f}" if result.fbeta is not None else ""
+        print(f"{result.n} photos: accuracy {result.accuracy:.1%}{extra}")
+        for cls, row in result.per_class.items():
+            print(f"  {cls:<20} precision {row['precision']:.2f}  recall {row['recall']:.2f}  (n={row['n']})")
+    return EXIT_PARTIAL if result.failed else EXIT_OK
+
+
+def _output_of(photo: Path) -> Path:
+    """The sorted folder a photo lies in: the nearest parent holding a Sorter journal."""
+    from sorter.core.journal import is_output_folder
+    from sorter.errors import UsageError
+
+    for parent in photo.expanduser().resolve().parents:
+        if is_output_folder(parent):
+            return parent
+    raise UsageError(f"'{photo}' is not inside a folder Sorter sorted.")
+
+
+def cmd_correct(args: argparse.Namespace) -> int:
+    from sorter.core.corrections import CorrectionStore, correct
+    from sorter.paths import corrections_db
+
+    photo = Path(args.photo)
+    with CorrectionStore(corrections_db()) as store:
+        done = correct(_output_of(photo), photo, args.label, store)
+        count = len(store)
+    print(f"Moved to {done.path}; {count} corrections are saved for retraining.")
+    return EXIT_OK
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from sorter.core.classifier import resolve_device
+    from sorter.core.corrections import CorrectionStore
+    from sorter.core.datasets import load_data
+    from sorter.paths import corrections_db, resolve_model
+    from sorter.train.retrain import retrain
+
+    data = load_data(args.data) if args.data else None
+    with CorrectionStore(corrections_db()) as store:
+        result = retrain(
+            resolve_model(args.model), Path(args.out), store, data=data,
+            device=str(resolve_device(args.device)), progress=_train_progress(not args.json),
+        )
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        same = "same" if result.same_validation else "CHANGED (data differs from the old training)"
+        print(f"Wrote {result.new_path} from {result.corrections} corrections; old model kept at {result.old_path}.")
+        print(f"Validation photos ({same}): old {result.old_valid_accuracy:.1%} -> new {result.new_valid_accuracy:.1%}")
+        print(
+            f"Corrected photos: old {result.old_corrected_accuracy:.1%} -> new {result.new_corrected_accuracy:.1%}"
+        )
+        if result.new_classes:
+            print(f"New classes: {', '.join(result.new_classes)}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sorter", description="Sort a folder of photos into per-category folders.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -193,6 +305,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list bundled and user models")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
+
+    from sorter.train_args import add_train_arguments
+
+    p = sub.add_parser("train", help="train a model from a labelled folder or CSV")
+    p.add_argument("data", nargs="+", help="folder(s) of class folders (optionally train/ and valid/), or a CSV")
+    p.add_argument("--out", required=True, help="new bundle, e.g. models/mine.safetensors")
+    p.add_argument("--csv", help="CSV of labels; paths are relative to DATA")
+    p.add_argument("--multi-label", action="store_true", help="several labels per photo")
+    p.add_argument("--label-delim", help="separator of labels in the CSV (default: space when multi-label)")
+    add_train_arguments(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="measure a model on labelled photos")
+    p.add_argument("model")
+    p.add_argument("data", help="folder of class folders, or a CSV")
+    p.add_argument("--csv")
+    p.add_argument("--label-delim")
+    p.add_argument("--threshold", type=float, help="multi-label threshold (default: the model's)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("correct", help="move a sorted photo to the right category and remember it")
+    p.add_argument("photo", help="a photo inside a sorted folder, e.g. OUT/chair/x.jpg")
+    p.add_argument("label", help="the right category (a new one is allowed)")
+    p.set_defaults(func=cmd_correct)
+
+    p = sub.add_parser("retrain", help="train a new version of a model with your corrections")
+    p.add_argument("model")
+    p.add_argument("--out", required=True, help="the new bundle (the old one is kept)")
+    p.add_argument("--data", nargs="+", help="original training data, if it moved since training")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser("info", help="show what a model bundle holds")
     p.add_argument("model")

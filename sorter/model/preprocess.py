@@ -114,7 +114,7 @@ class Preprocessor:
         method = _TRANSPOSE.get(orientation)
         if method is not None:
             img = img.transpose(method)
-        return np.asarray(img, dtype=np.uint8)
+        return np.array(img, dtype=np.uint8)  # writable: torch.from_numpy needs it
 
 
 def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:

@@ -1,0 +1,169 @@
+"""Train a bundle from labelled photos: split, fit, measure through the sorting path, export.
+
+Shaped like torchvision's classification reference: ``get_args_parser()`` and ``main(args)``, with
+small functions for each step so the CLI, the GUI's train dialog and the tests share them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sorter.core.classifier import Classifier
+from sorter.core.datasets import LabelledData, Sample, fingerprint, load_data, split
+from sorter.core.evaluate import Evaluation, choose_threshold, evaluate
+from sorter.model.bundle import load_bundle, save_bundle
+from sorter.train.engine import ProgressFn, TrainSettings, train
+from sorter.train_args import add_train_arguments
+
+
+@dataclass
+class Trained:
+    path: Path
+    report_path: Path
+    report: dict[str, Any]
+    evaluation: Evaluation
+
+
+def fit_and_export(
+    data: LabelledData, out: Path, settings: TrainSettings, *, progress: ProgressFn | None = None,
+    split_override: tuple[list[int], list[int]] | None = None, init_state: Any = None,
+    valid_pct: float = 0.2, extra_facts: dict[str, Any] | None = None, overwrite: bool = False,
+) -> Trained:
+    """Train, choose the unsure threshold on validation photos, write bundle and report."""
+    out = out if out.suffix == ".safetensors" else out.with_name(out.name + ".safetensors")
+    if out.exists() and not overwrite:
+        from sorter.errors import UsageError
+
+        raise UsageError(f"'{out}' already exists; choose another name (the old model is kept).")
+    train_idx, valid_idx = split_override or split(data, valid_pct, settings.seed)
+    result = train(data, train_idx, valid_idx, settings, progress, init_state=init_state)
+    valid = [data.samples[i] for i in valid_idx]
+
+    # Measure exactly what sorting will do: the bundle as written, through the core classifier.
+    with tempfile.TemporaryDirectory(prefix="sorter-export-") as tmp:
+        draft = save_bundle(Path(tmp) / "draft.safetensors", result.model, result.config)
+        classifier = Classifier(load_bundle(draft), torch.device(settings.device))
+        evaluation = evaluate(classifier, valid)
+        threshold = choose_threshold(evaluation)
+        if result.config.multi_label:
+            evaluation = evaluate(classifier, valid, threshold=threshold)
+    facts = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "data": data.origin,
+        "seed": settings.seed,
+        "valid_pct": valid_pct,
+        "n_train": len(train_idx),
+        "n_valid": len(valid_idx),
+        "valid_fingerprint": fingerprint(valid),
+        "epochs": settings.epochs,
+        "views": settings.views,
+        "fine_tune_epochs": settings.fine_tune_epochs,
+        "lr": result.lr,
+        "weights": str(settings.weights) if settings.weights else "embedded efficientnet-lite0 ImageNet",
+        "metrics": {"accuracy": round(evaluation.accuracy, 4), **(
+            {"fbeta": round(evaluation.fbeta or 0.0, 4)} if evaluation.multi_label else {}
+        )},
+        "seconds": round(result.seconds, 1),
+        **(extra_facts or {}),
+    }
+    config = replace(result.config.with_training(**facts), threshold=threshold)
+    path = save_bundle(out, result.model, config, overwrite=overwrite)
+    report = {
+        **evaluation.to_json(),
+        "model": str(path),
+        "threshold": threshold,
+        "valid_fingerprint": facts["valid_fingerprint"],
+        "valid_files": [str(s.path) for s in valid],
+        "timings": {
+            "total_seconds": round(result.seconds, 1),
+            "feature_seconds": round(result.feature_seconds, 1),
+            "head_seconds": round(result.head_seconds, 1),
+            "fine_tune_seconds": round(result.fine_tune_seconds, 1),
+        },
+        "training": facts,
+    }
+    report_path = path.with_suffix(".report.json")
+    _atomic_write(report_path, json.dumps(report, indent=2))
+    if not evaluation.multi_label:
+        plot_confusion(evaluation, path.with_suffix(".confusion.png"))
+    return Trained(path, report_path, report, evaluation)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".sorter-part-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def plot_confusion(evaluation: Evaluation, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    matrix = np.array(evaluation.confusion)
+    k = len(evaluation.classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * k, 1.0 + 0.7 * k), dpi=100)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(k), evaluation.classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), evaluation.classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(f"accuracy {evaluation.accuracy:.1%} on {evaluation.n} validation photos")
+    top = matrix.max() if matrix.size else 0
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                    color="white" if matrix[i, j] > top / 2 else "black")
+    fig.tight_layout()
+    tmp = path.with_name(".sorter-part-" + path.name)
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def settings_from_args(args: argparse.Namespace) -> TrainSettings:
+    from sorter.core.classifier import resolve_device
+
+    return TrainSettings(
+        architecture=args.arch, weights=Path(args.weights) if args.weights else None, size=args.size,
+        epochs=args.epochs, views=args.views, fine_tune_epochs=args.fine_tune_epochs, seed=args.seed,
+        device=str(resolve_device(args.device)),
+    )
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train a Sorter model bundle")
+    parser.add_argument("data", nargs="+", help="folder(s) of class folders, or a CSV file")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--csv", help="CSV of labels (paths relative to DATA)")
+    parser.add_argument("--multi-label", action="store_true")
+    parser.add_argument("--label-delim", default=None)
+    add_train_arguments(parser)
+    return parser
+
+
+def load_training_data(args: argparse.Namespace) -> LabelledData:
+    delim = args.label_delim if args.label_delim is not None else (" " if args.multi_label else None)
+    return load_data(args.data, csv_file=Path(args.csv) if args.csv else None, label_delim=delim)
+
+
+def main(args: argparse.Namespace, progress: ProgressFn | None = None) -> Trained:
+    data = load_training_data(args)
+    return fit_and_export(data, Path(args.out), settings_from_args(args), progress=progress, valid_pct=args.valid_pct)
+
+
+def valid_samples(report: dict[str, Any], data: LabelledData) -> list[Sample]:
+    wanted = set(report.get("valid_files", []))
+    return [s for s in data.samples if str(s.path) in wanted]

@@ -1,0 +1,17 @@
+"""Training options, declared once for `sorter train`, the training script and the GUI.\n\nKept outside ``sorter.train`` so building the CLI parser never imports fastai.\n"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", default="efficientnet_lite0", help="timm architecture")
+    parser.add_argument("--weights", help="local pretrained weights for the body (.safetensors or .pth)")
+    parser.add_argument("--epochs", type=int, default=12, help="head epochs on cached features")
+    parser.add_argument("--views", type=int, default=3, help="augmented views per training photo")
+    parser.add_argument("--fine-tune-epochs", type=int, default=0, help="unfrozen epochs (slow on CPU)")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--valid-pct", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
