@@ -262,8 +262,12 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     data = load_data(args.data) if args.data else None
     with CorrectionStore(corrections_db()) as store:
         result = retrain(
-            resolve_model(args.model), Path(args.out), store, data=data,
-            device=str(resolve_device(args.device)), progress=_train_progress(not args.json),
+            resolve_model(args.model),
+            Path(args.out),
+            store,
+            data=data,
+            device=str(resolve_device(args.device)),
+            progress=_train_progress(not args.json),
         )
     if args.json:
         _print_json(result.to_json())
@@ -271,9 +275,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         same = "same" if result.same_validation else "CHANGED (data differs from the old training)"
         print(f"Wrote {result.new_path} from {result.corrections} corrections; old model kept at {result.old_path}.")
         print(f"Validation photos ({same}): old {result.old_valid_accuracy:.1%} -> new {result.new_valid_accuracy:.1%}")
-        print(
-            f"Corrected photos: old {result.old_corrected_accuracy:.1%} -> new {result.new_corrected_accuracy:.1%}"
-        )
+        print(f"Corrected photos: old {result.old_corrected_accuracy:.1%} -> new {result.new_corrected_accuracy:.1%}")
         if result.new_classes:
             print(f"New classes: {', '.join(result.new_classes)}")
     return EXIT_OK

@@ -74,8 +74,15 @@ class CorrectionStore:
         self.close()
 
     def add(
-        self, image: Path, *, original: Path, previous: Path, predicted: str, confidence: float,
-        corrected: str, model: str,
+        self,
+        image: Path,
+        *,
+        original: Path,
+        previous: Path,
+        predicted: str,
+        confidence: float,
+        corrected: str,
+        model: str,
     ) -> Correction:
         sha = sha256_of(image)
         stored = place(image, self.images / sha[:2], f"{sha}{image.suffix.lower()}").destination
@@ -83,8 +90,18 @@ class CorrectionStore:
         cur = self._db.execute(
             "INSERT INTO corrections(sha256, stored, original, sorted_path, previous_path, predicted,"
             " confidence, corrected, model, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (sha, str(stored), str(original), str(image), str(previous), predicted, confidence, corrected,
-             model, created),
+            (
+                sha,
+                str(stored),
+                str(original),
+                str(image),
+                str(previous),
+                predicted,
+                confidence,
+                corrected,
+                model,
+                created,
+            ),
         )
         return self._get(int(cur.lastrowid or 0))
 
@@ -111,8 +128,17 @@ class CorrectionStore:
 
 def _row(row: tuple[object, ...]) -> Correction:
     return Correction(
-        int(row[0]), str(row[1]), Path(str(row[2])), Path(str(row[3])), Path(str(row[4])), Path(str(row[5])),
-        str(row[6]), float(row[7]), str(row[8]), str(row[9]), str(row[10]),  # type: ignore[arg-type]
+        int(row[0]),
+        str(row[1]),
+        Path(str(row[2])),
+        Path(str(row[3])),
+        Path(str(row[4])),
+        Path(str(row[5])),
+        str(row[6]),
+        float(row[7]),
+        str(row[8]),
+        str(row[9]),
+        str(row[10]),  # type: ignore[arg-type]
     )
 
 
@@ -151,8 +177,13 @@ def correct(output: Path, photo: Path, new_label: str, store: CorrectionStore) -
         if op is not None:
             journal.relocate_op(op.id, moved.destination, new_label)
         correction = store.add(
-            moved.destination, original=original, previous=photo, predicted=predicted, confidence=confidence,
-            corrected=new_label, model=run.model if run is not None else "",
+            moved.destination,
+            original=original,
+            previous=photo,
+            predicted=predicted,
+            confidence=confidence,
+            corrected=new_label,
+            model=run.model if run is not None else "",
         )
     return Corrected(moved.destination, correction)
 

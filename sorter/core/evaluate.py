@@ -87,14 +87,26 @@ def evaluate(
         }
     accuracy = float((pred == truth).mean()) if len(truth) else 0.0
     return Evaluation(
-        n=len(truth), classes=classes, multi_label=False, accuracy=accuracy, per_class=per_class,
-        confusion=confusion.tolist(), failed=failed, probs=probs, targets=targets,
+        n=len(truth),
+        classes=classes,
+        multi_label=False,
+        accuracy=accuracy,
+        per_class=per_class,
+        confusion=confusion.tolist(),
+        failed=failed,
+        probs=probs,
+        targets=targets,
     )
 
 
 def _multi(
-    probs: np.ndarray, targets: list[tuple[str, ...]], classes: tuple[str, ...], index: dict[str, int],
-    threshold: float, beta: float, failed: list[str],
+    probs: np.ndarray,
+    targets: list[tuple[str, ...]],
+    classes: tuple[str, ...],
+    index: dict[str, int],
+    threshold: float,
+    beta: float,
+    failed: list[str],
 ) -> Evaluation:
     truth = np.zeros_like(probs, dtype=bool)
     for row, labels in enumerate(targets):
@@ -117,10 +129,16 @@ def _multi(
             "recall": round(ctp / int(truth[:, i].sum()), 4) if truth[:, i].any() else 0.0,
         }
     return Evaluation(
-        n=len(targets), classes=classes, multi_label=True,
+        n=len(targets),
+        classes=classes,
+        multi_label=True,
         accuracy=float((pred == truth).mean()) if len(targets) else 0.0,
-        per_class=per_class, fbeta=float(f.mean()) if len(f) else 0.0, threshold=threshold,
-        failed=failed, probs=probs, targets=targets,
+        per_class=per_class,
+        fbeta=float(f.mean()) if len(f) else 0.0,
+        threshold=threshold,
+        failed=failed,
+        probs=probs,
+        targets=targets,
     )
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fastai.callback.schedule  # noqa: F401  (patches fit_one_cycle and lr_find onto Learner)
 import numpy as np
 import torch
 from fastai.callback.core import Callback
@@ -34,7 +35,6 @@ from fasttransform import Transform
 from torch import nn
 from torch.utils.data import TensorDataset
 
-import fastai.callback.schedule  # noqa: F401  (patches fit_one_cycle and lr_find onto Learner)
 from sorter.core.datasets import LabelledData, Sample
 from sorter.model.architecture import SorterNet, load_body_weights
 from sorter.model.bundle import BundleConfig
@@ -140,14 +140,20 @@ def _num_workers() -> int:
 
 
 def build_dataloaders(
-    samples: Sequence[Sample], train_idx: list[int], valid_idx: list[int], config: BundleConfig,
-    settings: TrainSettings, device: torch.device,
+    samples: Sequence[Sample],
+    train_idx: list[int],
+    valid_idx: list[int],
+    config: BundleConfig,
+    settings: TrainSettings,
+    device: torch.device,
 ) -> DataLoaders:
     """fastai DataLoaders: our decoder per item, then aug_transforms and a random resized crop
     (training only) and normalisation per batch, from the bundle's own mean and std."""
     size = config.input_size[0]
-    y_block = MultiCategoryBlock(vocab=list(config.classes)) if config.multi_label else CategoryBlock(
-        vocab=list(config.classes)
+    y_block = (
+        MultiCategoryBlock(vocab=list(config.classes))
+        if config.multi_label
+        else CategoryBlock(vocab=list(config.classes))
     )
     block = DataBlock(
         blocks=(TransformBlock(type_tfms=_Decode(Preprocessor(config)), batch_tfms=IntToFloatTensor), y_block),
@@ -166,7 +172,9 @@ def build_dataloaders(
     )
 
 
-def _features(body: nn.Module, dl: Any, progress: ProgressFn | None, step0: int, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _features(
+    body: nn.Module, dl: Any, progress: ProgressFn | None, step0: int, total: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     feats, ys = [], []
     step = step0
     body.eval()
@@ -192,8 +200,13 @@ class TrainResult:
 
 
 def train(
-    data: LabelledData, train_idx: list[int], valid_idx: list[int], settings: TrainSettings,
-    progress: ProgressFn | None = None, *, init_state: dict[str, torch.Tensor] | None = None,
+    data: LabelledData,
+    train_idx: list[int],
+    valid_idx: list[int],
+    settings: TrainSettings,
+    progress: ProgressFn | None = None,
+    *,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train a SorterNet on ``data``; returns the model (on the CPU) and its bundle config.
 
@@ -220,9 +233,7 @@ def train(
     train_dl = dls.train.new(shuffle=True, drop_last=False)
     valid_dl = dls.valid
     total_steps = len(train_dl) * settings.views + len(valid_dl)
-    views = [
-        _features(model.body, train_dl, progress, v * len(train_dl), total_steps) for v in range(settings.views)
-    ]
+    views = [_features(model.body, train_dl, progress, v * len(train_dl), total_steps) for v in range(settings.views)]
     xt = torch.cat([v[0] for v in views])
     yt = torch.cat([v[1] for v in views])
     xv, yv = _features(model.body, valid_dl, progress, settings.views * len(train_dl), total_steps)
@@ -258,8 +269,13 @@ def train(
     t2 = time.perf_counter()
     if settings.fine_tune_epochs > 0:
         learn = Learner(
-            dls, model, loss_func=loss, metrics=metric, cbs=[_Report(progress, "fine-tune")],
-            splitter=lambda m: [params(m.body), params(m.head)], path=scratch.name,
+            dls,
+            model,
+            loss_func=loss,
+            metrics=metric,
+            cbs=[_Report(progress, "fine-tune")],
+            splitter=lambda m: [params(m.body), params(m.head)],
+            path=scratch.name,
         )
         if device.type == "cuda":
             learn = learn.to_fp16()
@@ -273,8 +289,13 @@ def train(
 
     model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     return TrainResult(
-        model=model, config=config, seconds=time.perf_counter() - started, feature_seconds=feature_seconds,
-        head_seconds=head_seconds, fine_tune_seconds=fine_tune_seconds, lr=float(lr),
+        model=model,
+        config=config,
+        seconds=time.perf_counter() - started,
+        feature_seconds=feature_seconds,
+        head_seconds=head_seconds,
+        fine_tune_seconds=fine_tune_seconds,
+        lr=float(lr),
     )
 
 

@@ -57,8 +57,14 @@ def _accuracy_on(classifier: Classifier, samples: list[Sample]) -> float:
 
 
 def retrain(
-    model_path: Path, out: Path, store: CorrectionStore, *, data: LabelledData | None = None,
-    device: str = "cpu", progress: ProgressFn | None = None, settings: TrainSettings | None = None,
+    model_path: Path,
+    out: Path,
+    store: CorrectionStore,
+    *,
+    data: LabelledData | None = None,
+    device: str = "cpu",
+    progress: ProgressFn | None = None,
+    settings: TrainSettings | None = None,
 ) -> RetrainResult:
     old = load_bundle(model_path)
     facts = dict(old.config.training)
@@ -80,22 +86,37 @@ def retrain(
     extra_idx = list(range(len(data.samples), len(combined.samples)))
 
     settings = settings or TrainSettings(
-        architecture=old.config.architecture, size=old.config.input_size[0], resize=old.config.resize,
-        epochs=int(facts.get("epochs", 12)), views=int(facts.get("views", 3)),
-        fine_tune_epochs=int(facts.get("fine_tune_epochs", 0)), seed=seed, device=device,
-        mean=old.config.mean, std=old.config.std,
+        architecture=old.config.architecture,
+        size=old.config.input_size[0],
+        resize=old.config.resize,
+        epochs=int(facts.get("epochs", 12)),
+        views=int(facts.get("views", 3)),
+        fine_tune_epochs=int(facts.get("fine_tune_epochs", 0)),
+        seed=seed,
+        device=device,
+        mean=old.config.mean,
+        std=old.config.std,
     )
     trained = fit_and_export(
-        combined, out, settings, progress=progress, split_override=(train_idx + extra_idx, valid_idx),
-        init_state=old.state, valid_pct=valid_pct,
+        combined,
+        out,
+        settings,
+        progress=progress,
+        split_override=(train_idx + extra_idx, valid_idx),
+        init_state=old.state,
+        valid_pct=valid_pct,
         extra_facts={"retrained_from": str(model_path), "corrections": len(corrections)},
     )
     dev = torch.device(device)
     old_cls = Classifier(old, dev)
     new_cls = Classifier(load_bundle(trained.path), dev)
     return RetrainResult(
-        old_path=model_path, new_path=trained.path, corrections=len(corrections), same_validation=same,
-        old_valid_accuracy=evaluate(old_cls, valid).accuracy, new_valid_accuracy=trained.evaluation.accuracy,
+        old_path=model_path,
+        new_path=trained.path,
+        corrections=len(corrections),
+        same_validation=same,
+        old_valid_accuracy=evaluate(old_cls, valid).accuracy,
+        new_valid_accuracy=trained.evaluation.accuracy,
         old_corrected_accuracy=_accuracy_on(old_cls, corrected),
         new_corrected_accuracy=_accuracy_on(new_cls, corrected),
         new_classes=[c for c in classes if c not in old.config.classes],

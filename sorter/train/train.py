@@ -34,9 +34,16 @@ class Trained:
 
 
 def fit_and_export(
-    data: LabelledData, out: Path, settings: TrainSettings, *, progress: ProgressFn | None = None,
-    split_override: tuple[list[int], list[int]] | None = None, init_state: Any = None,
-    valid_pct: float = 0.2, extra_facts: dict[str, Any] | None = None, overwrite: bool = False,
+    data: LabelledData,
+    out: Path,
+    settings: TrainSettings,
+    *,
+    progress: ProgressFn | None = None,
+    split_override: tuple[list[int], list[int]] | None = None,
+    init_state: Any = None,
+    valid_pct: float = 0.2,
+    extra_facts: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Trained:
     """Train, choose the unsure threshold on validation photos, write bundle and report."""
     out = out if out.suffix == ".safetensors" else out.with_name(out.name + ".safetensors")
@@ -69,9 +76,10 @@ def fit_and_export(
         "fine_tune_epochs": settings.fine_tune_epochs,
         "lr": result.lr,
         "weights": str(settings.weights) if settings.weights else "embedded efficientnet-lite0 ImageNet",
-        "metrics": {"accuracy": round(evaluation.accuracy, 4), **(
-            {"fbeta": round(evaluation.fbeta or 0.0, 4)} if evaluation.multi_label else {}
-        )},
+        "metrics": {
+            "accuracy": round(evaluation.accuracy, 4),
+            **({"fbeta": round(evaluation.fbeta or 0.0, 4)} if evaluation.multi_label else {}),
+        },
         "seconds": round(result.seconds, 1),
         **(extra_facts or {}),
     }
@@ -124,8 +132,9 @@ def plot_confusion(evaluation: Evaluation, path: Path) -> None:
     top = matrix.max() if matrix.size else 0
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
-                    color="white" if matrix[i, j] > top / 2 else "black")
+            ax.text(
+                j, i, str(matrix[i, j]), ha="center", va="center", color="white" if matrix[i, j] > top / 2 else "black"
+            )
     fig.tight_layout()
     tmp = path.with_name(".sorter-part-" + path.name)
     fig.savefig(tmp, format="png")
@@ -137,8 +146,13 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
     from sorter.core.classifier import resolve_device
 
     return TrainSettings(
-        architecture=args.arch, weights=Path(args.weights) if args.weights else None, size=args.size,
-        epochs=args.epochs, views=args.views, fine_tune_epochs=args.fine_tune_epochs, seed=args.seed,
+        architecture=args.arch,
+        weights=Path(args.weights) if args.weights else None,
+        size=args.size,
+        epochs=args.epochs,
+        views=args.views,
+        fine_tune_epochs=args.fine_tune_epochs,
+        seed=args.seed,
         device=str(resolve_device(args.device)),
     )
 

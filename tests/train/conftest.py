@@ -28,8 +28,10 @@ def tiny_model(tiny_data: Path, test_device: str):  # type: ignore[no-untyped-de
 
     progress: list[object] = []
     trained = fit_and_export(
-        load_data(tiny_data), tiny_data.parent / "tiny.safetensors",
-        TrainSettings(epochs=6, views=2, device=test_device, seed=1), progress=progress.append,
+        load_data(tiny_data),
+        tiny_data.parent / "tiny.safetensors",
+        TrainSettings(epochs=6, views=2, device=test_device, seed=1),
+        progress=progress.append,
     )
     trained.progress = progress  # type: ignore[attr-defined]
     return trained

@@ -102,9 +102,21 @@ def test_multi_label_training_on_mosaics(tmp_path: Path) -> None:
     assert 0.1 <= report["threshold"] <= 0.9
     assert "confusion" not in report
     result = subprocess.run(
-        [sys.executable, "-m", "sorter", "evaluate", str(trained.path), str(mosaic / "labels.csv"), "--json",
-         "--device", "cpu"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "sorter",
+            "evaluate",
+            str(trained.path),
+            str(mosaic / "labels.csv"),
+            "--json",
+            "--device",
+            "cpu",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     scored = json.loads(result.stdout)
@@ -114,7 +126,10 @@ def test_multi_label_training_on_mosaics(tmp_path: Path) -> None:
 def test_evaluate_cli_single_label(tiny_model, tiny_data: Path) -> None:  # type: ignore[no-untyped-def]
     result = subprocess.run(
         [sys.executable, "-m", "sorter", "evaluate", str(tiny_model.path), str(tiny_data), "--json", "--device", "cpu"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     scored = json.loads(result.stdout)

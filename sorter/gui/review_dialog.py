@@ -1,0 +1,339 @@
+"""Review a sorted folder, least confident first, and fix labels by click, drop-down or number key.
+
+Every fix is the core ``correct()`` call (move the copy, update the journal, log the correction),
+run on a single-thread pool so two moves never race for one file name. The preview can overlay a
+Grad-CAM heat map: where the network looked when it chose a class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QIcon, QImage, QKeyEvent, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sorter.gui import messages
+from sorter.gui.thumbnails import ThumbnailCache
+from sorter.gui.worker import FunctionWorker
+from sorter.names import UNSURE_FOLDER
+
+if TYPE_CHECKING:
+    from sorter.core.classifier import Classifier
+
+PATH_ROLE = Qt.ItemDataRole.UserRole
+ALL_FOLDERS = "All folders"
+
+
+@dataclass
+class ReviewItem:
+    path: Path
+    label: str
+    confidence: float
+
+
+def load_items(output: Path) -> list[ReviewItem]:
+    """Sorted photos still in place, ``_unsure`` first, then least confident first."""
+    from sorter.core.journal import Journal
+
+    with Journal.open(output, create=False, lock=False) as journal:
+        undone = {r.id for r in journal.runs() if r.status == "undone"}
+        seen: dict[Path, ReviewItem] = {}
+        for op in journal.ops():
+            if op.run_id in undone or op.status not in ("copied", "moved", "duplicate"):
+                continue
+            if op.destination.exists():
+                seen[op.destination] = ReviewItem(op.destination, op.destination.parent.name, op.confidence)
+    return sorted(seen.values(), key=lambda i: (i.label != UNSURE_FOLDER, i.confidence, i.path.name))
+
+
+class ReviewDialog(QDialog):
+    """Args:
+        output: the sorted folder.
+        corrections_db: the corrections store to log into.
+        pool: pool for thumbnails and Grad-CAM.
+        classifier: the model that sorted (for the heat map and the label list), if loaded.
+
+    Signals:
+        corrected(object): a photo moved; its new Path.
+        heatmap_shown(str): the preview shows a heat map for this class.
+    """
+
+    corrected = Signal(object)
+    heatmap_shown = Signal(str)
+
+    def __init__(
+        self,
+        output: Path,
+        corrections_db: Path,
+        pool: QThreadPool,
+        classifier: Classifier | None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Review — {output.name}")
+        self.output = output
+        self.corrections_db = corrections_db
+        self.pool = pool
+        self.classifier = classifier
+        self.write_pool = QThreadPool(self)
+        self.write_pool.setMaxThreadCount(1)  # one writer: two moves never race for a name
+        self._workers: list[FunctionWorker] = []
+        self.thumbs = ThumbnailCache(pool, 128, self)
+        self.thumbs.ready.connect(self._on_thumbnail)
+        self.preview_thumbs = ThumbnailCache(pool, 480, self)
+        self.preview_thumbs.ready.connect(self._on_preview)
+        self._build()
+        self.reload()
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.filter_combo = QComboBox()
+        self.filter_combo.currentIndexChanged.connect(self._apply_filter)
+        top.addWidget(QLabel("Show:"))
+        top.addWidget(self.filter_combo)
+        top.addStretch()
+        self.undo_button = QPushButton("Undo last correction")
+        self.undo_button.clicked.connect(self.undo_last)
+        top.addWidget(self.undo_button)
+        layout.addLayout(top)
+
+        splitter = QSplitter()
+        self.grid = QListWidget()
+        self.grid.setViewMode(QListView.ViewMode.IconMode)
+        self.grid.setIconSize(QSize(128, 128))
+        self.grid.setGridSize(QSize(150, 170))
+        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
+        self.grid.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
+        self.grid.setMovement(QListView.Movement.Static)
+        self.grid.currentItemChanged.connect(self._show_preview)
+        splitter.addWidget(self.grid)
+
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        self.preview = QLabel("Select a photo")
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setMinimumSize(320, 320)
+        side_layout.addWidget(self.preview, 1)
+        heat_row = QHBoxLayout()
+        self.heat_check = QCheckBox("Show where the model looked")
+        self.heat_check.setEnabled(self.classifier is not None)
+        if self.classifier is None:
+            self.heat_check.setToolTip("Sort with a model in this session to see heat maps.")
+        self.heat_check.toggled.connect(self._refresh_preview)
+        self.heat_class = QComboBox()
+        self.heat_class.addItem("predicted class", None)
+        for c in self.classifier.classes if self.classifier else ():
+            self.heat_class.addItem(c, c)
+        self.heat_class.currentIndexChanged.connect(self._refresh_preview)
+        heat_row.addWidget(self.heat_check)
+        heat_row.addWidget(self.heat_class)
+        side_layout.addLayout(heat_row)
+        self.label_buttons = QHBoxLayout()
+        side_layout.addWidget(QLabel("Move the selected photos to (or press its number):"))
+        side_layout.addLayout(self.label_buttons)
+        move_row = QHBoxLayout()
+        self.move_combo = QComboBox()
+        self.move_combo.setEditable(True)
+        self.move_combo.setToolTip("Pick a folder, or type a new category")
+        self.move_button = QPushButton("Move")
+        self.move_button.clicked.connect(lambda: self.apply_label(self.move_combo.currentText().strip()))
+        move_row.addWidget(self.move_combo, 1)
+        move_row.addWidget(self.move_button)
+        side_layout.addLayout(move_row)
+        splitter.addWidget(side)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        layout.addWidget(splitter, 1)
+        self.status = QLabel("")
+        layout.addWidget(self.status)
+        self.resize(1100, 700)
+
+    # -- content --------------------------------------------------------------------------------
+    def labels(self) -> list[str]:
+        known = list(self.classifier.classes) if self.classifier else []
+        folders = sorted(
+            p.name
+            for p in self.output.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and p.name != UNSURE_FOLDER
+        )
+        return [*known, *[f for f in folders if f not in known]]
+
+    def reload(self) -> None:
+        self.items = load_items(self.output)
+        self.grid.clear()
+        for item in self.items:
+            entry = QListWidgetItem(f"{item.path.name}\n{item.label} · {item.confidence:.0%}")
+            entry.setData(PATH_ROLE, str(item.path))
+            entry.setToolTip(str(item.path))
+            entry.setSizeHint(QSize(150, 170))
+            self.grid.addItem(entry)
+            self.thumbs.request(item.path)
+        current = self.filter_combo.currentText()
+        self.filter_combo.blockSignals(True)
+        self.filter_combo.clear()
+        self.filter_combo.addItem(ALL_FOLDERS)
+        for label in sorted({i.label for i in self.items}, key=lambda s: (s != UNSURE_FOLDER, s)):
+            self.filter_combo.addItem(label)
+        index = self.filter_combo.findText(current)
+        self.filter_combo.setCurrentIndex(max(index, 0))
+        self.filter_combo.blockSignals(False)
+        self._apply_filter()
+        self._rebuild_label_buttons()
+        if self.grid.count():
+            self.grid.setCurrentRow(0)
+        self.status.setText(f"{len(self.items)} photos; the least confident come first.")
+
+    def _rebuild_label_buttons(self) -> None:
+        while self.label_buttons.count():
+            widget = self.label_buttons.takeAt(0).widget()
+            if widget is not None:
+                widget.deleteLater()
+        self.move_combo.clear()
+        for n, label in enumerate(self.labels(), start=1):
+            button = QPushButton(f"{n}. {label}" if n <= 9 else label)
+            button.clicked.connect(lambda _=False, lab=label: self.apply_label(lab))
+            self.label_buttons.addWidget(button)
+            self.move_combo.addItem(label)
+
+    def _apply_filter(self) -> None:
+        wanted = self.filter_combo.currentText()
+        for row in range(self.grid.count()):
+            item = self.grid.item(row)
+            label = Path(item.data(PATH_ROLE)).parent.name
+            item.setHidden(wanted not in (ALL_FOLDERS, "") and label != wanted)
+
+    def _on_thumbnail(self, key: str, pixmap: QPixmap) -> None:
+        for row in range(self.grid.count()):
+            item = self.grid.item(row)
+            if item.data(PATH_ROLE) == key and not pixmap.isNull():
+                item.setIcon(QIcon(pixmap))
+
+    # -- preview and heat map ---------------------------------------------------------------------
+    def current_path(self) -> Path | None:
+        item = self.grid.currentItem()
+        return Path(item.data(PATH_ROLE)) if item is not None else None
+
+    def _show_preview(self, *_: Any) -> None:
+        self._refresh_preview()
+
+    def _refresh_preview(self, *_: Any) -> None:
+        path = self.current_path()
+        if path is None:
+            return
+        if self.heat_check.isChecked() and self.classifier is not None:
+            self._start_heatmap(path, self.heat_class.currentData())
+        else:
+            self.preview_thumbs.request(path)
+
+    def _on_preview(self, key: str, pixmap: QPixmap) -> None:
+        if str(self.current_path()) == key and not self.heat_check.isChecked():
+            self.preview.setPixmap(pixmap)
+
+    def _start_heatmap(self, path: Path, target: str | None) -> None:
+        from sorter.core.explain import grad_cam, overlay
+
+        classifier = self.classifier
+        assert classifier is not None
+
+        def compute() -> tuple[str, np.ndarray, str, float]:
+            heat, label, p = grad_cam(classifier, path, target)
+            return str(path), overlay(classifier.preprocess(path), heat), label, p
+
+        worker = FunctionWorker(compute)
+        worker.signals.returned.connect(self._on_heatmap)
+        worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
+        self._workers.append(worker)
+        self.pool.start(worker)
+
+    def _on_heatmap(self, result: tuple[str, np.ndarray, str, float]) -> None:
+        key, array, label, p = result
+        if str(self.current_path()) != key or not self.heat_check.isChecked():
+            return
+        h, w, _ = array.shape
+        image = QImage(array.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        self.preview.setPixmap(
+            QPixmap.fromImage(image).scaled(
+                480, 480, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
+        )
+        self.preview.setToolTip(f"Where the model looked for '{label}' ({p:.0%})")
+        self.status.setText(f"Heat map for '{label}' ({p:.0%}).")
+        self.heatmap_shown.emit(label)
+
+    # -- corrections ------------------------------------------------------------------------------
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        text = event.text()
+        if text.isdigit() and text != "0":
+            labels = self.labels()
+            index = int(text) - 1
+            if index < len(labels):
+                self.apply_label(labels[index])
+                return
+        super().keyPressEvent(event)
+
+    def apply_label(self, label: str) -> None:
+        """Move every selected photo to ``label`` (a new category is allowed)."""
+        selected = [Path(i.data(PATH_ROLE)) for i in self.grid.selectedItems()]
+        if not selected or not label:
+            return
+        from sorter.core.corrections import CorrectionStore, correct
+
+        output, db = self.output, self.corrections_db
+
+        def work() -> list[Path]:
+            moved = []
+            with CorrectionStore(db) as store:
+                for path in selected:
+                    if path.parent.name != label:
+                        moved.append(correct(output, path, label, store).path)
+            return moved
+
+        self._run_write(work, f"Moved {len(selected)} photo(s) to {label}.")
+
+    def undo_last(self) -> None:
+        from sorter.core.corrections import CorrectionStore, undo_correction
+
+        output, db = self.output, self.corrections_db
+
+        def work() -> list[Path]:
+            with CorrectionStore(db) as store:
+                return [undo_correction(output, store)]
+
+        self._run_write(work, "Undid the last correction.")
+
+    def _run_write(self, work: Any, done_text: str) -> None:
+        worker = FunctionWorker(work)
+        worker.signals.returned.connect(lambda paths: self._after_write(paths, done_text))
+        worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
+        self._workers.append(worker)
+        self.write_pool.start(worker)
+
+    def _after_write(self, paths: list[Path], done_text: str) -> None:
+        row = self.grid.currentRow()
+        self.reload()
+        self.grid.setCurrentRow(min(max(row, 0), self.grid.count() - 1))
+        self.status.setText(done_text)
+        for path in paths:
+            self.corrected.emit(path)
+
+    def done(self, result: int) -> None:
+        self.write_pool.waitForDone(30_000)
+        super().done(result)

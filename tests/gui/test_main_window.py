@@ -1,0 +1,88 @@
+"""The main window sorts real photos with the real model, cancels, and accepts dropped folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from sorter.core.journal import Journal
+from tests.conftest import content_counts, make_photo_folder, pick_photos
+
+
+def test_whole_sort_through_the_window(qtbot, window, photo_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "sorted"
+    assert window.model_combo.currentText() == "general"
+    assert "12 classes" in window.model_info.text()
+    window.source_edit.setText(str(photo_folder))
+    window.output_edit.setText(str(out))
+    with qtbot.waitSignal(window.run_finished, timeout=180_000) as blocker:
+        qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
+    summary = blocker.args[0]
+    assert summary.classified == 21 and summary.failed == 0
+    assert window.results.topLevelItemCount() == 21
+    assert content_counts(out) == content_counts(photo_folder)
+    assert "Sorted 21 of 21 photos" in window.summary.text()
+    assert window.review_button.isEnabled() and window.undo_button.isEnabled()
+    assert window.progress.value() == 21
+    assert window.settings.last_source == str(photo_folder)
+    qtbot.waitUntil(lambda: any(not window.results.topLevelItem(i).icon(0).isNull() for i in range(21)), timeout=10_000)
+
+    with qtbot.waitSignal(window.undo_button.clicked, timeout=1000):
+        window.undo_button.click()
+    qtbot.waitUntil(lambda: window.summary.text().startswith("Undone"), timeout=30_000)
+    assert content_counts(out) == {}
+
+
+def test_cancel_stops_between_photos(qtbot, window, furniture: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    photos = make_photo_folder(tmp_path / "many", pick_photos(furniture, 10))  # 70 photos
+    out = tmp_path / "sorted"
+    window.output_edit.setText(str(out))
+    seen: list[object] = []
+    window.source_edit.setText(str(photos))
+    window.start()
+    assert window.worker is not None
+    window.worker.signals.yielded.connect(seen.append)
+    qtbot.waitUntil(lambda: len(seen) >= 5, timeout=120_000)
+    window.cancel_button.click()
+    qtbot.waitUntil(lambda: window.worker is None, timeout=60_000)
+    assert "Cancelled" in window.status.text()
+    with Journal.open(out) as journal:
+        assert [r.status for r in journal.runs()] == ["cancelled"]
+    placed = sum(content_counts(out).values())
+    assert 5 <= placed < 70
+    assert window.start_button.isEnabled() and not window.cancel_button.isEnabled()
+
+
+def test_dropping_folders_queues_and_sorts_them(qtbot, window, furniture: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = make_photo_folder(tmp_path / "first", pick_photos(furniture, 1))
+    second = make_photo_folder(tmp_path / "second", pick_photos(furniture, 1, offset=5))
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(first)), QUrl.fromLocalFile(str(second))])
+    zone = window.drop_zone
+    where = QPoint(zone.width() // 2, zone.height() // 2).toPointF()
+    buttons, keys = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(where, Qt.DropAction.CopyAction, mime, buttons, keys)
+    drop = QDropEvent(where, Qt.DropAction.CopyAction, mime, buttons, keys)
+    finished: list[object] = []
+    window.run_finished.connect(finished.append)
+    QApplication.sendEvent(zone, enter)  # as a real drag does: enter, then drop
+    assert enter.isAccepted()
+    QApplication.sendEvent(zone, drop)
+    assert drop.isAccepted()
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=180_000)
+    for folder in (first, second):
+        out = folder.with_name(f"{folder.name} (sorted)")
+        assert content_counts(out) == content_counts(folder)
+
+
+def test_errors_are_one_sentence_not_a_crash(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from sorter.gui import messages
+
+    window.source_edit.setText(str(tmp_path / "does not exist"))
+    window.start()
+    qtbot.waitUntil(lambda: window.worker is None, timeout=60_000)
+    assert messages.shown and messages.shown[-1].startswith("The folder")
+    assert window.start_button.isEnabled()

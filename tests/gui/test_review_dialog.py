@@ -1,0 +1,88 @@
+"""Correct three photos in the review dialog and show a Grad-CAM overlay, with the real model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from sorter.core.corrections import CorrectionStore
+from sorter.gui.review_dialog import ReviewDialog
+from sorter.names import UNSURE_FOLDER
+
+
+def test_review_corrects_three_photos_and_shows_heatmap(qtbot, window, photo_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "sorted"
+    window.source_edit.setText(str(photo_folder))
+    window.output_edit.setText(str(out))
+    with qtbot.waitSignal(window.run_finished, timeout=180_000):
+        window.start()
+    window.review()
+    dialog: ReviewDialog = window.review_dialog
+    qtbot.add_widget(dialog)
+    assert dialog.grid.count() == 21
+    confidences = [i.confidence for i in dialog.items if i.label != UNSURE_FOLDER]
+    assert confidences == sorted(confidences), "least confident first"
+    if any(i.label == UNSURE_FOLDER for i in dialog.items):
+        assert dialog.items[0].label == UNSURE_FOLDER
+
+    # 1: a click on a label button
+    dialog.grid.setCurrentRow(0)
+    first = Path(dialog.grid.item(0).data(Qt.ItemDataRole.UserRole))
+    with qtbot.waitSignal(dialog.corrected, timeout=30_000):
+        dialog.apply_label("Animals" if first.parent.name != "Animals" else "Vehicles")
+    # 2: a number key (1 = the model's first class, "Animals")
+    dialog.grid.clearSelection()
+    row = next(
+        r
+        for r in range(dialog.grid.count())
+        if Path(dialog.grid.item(r).data(Qt.ItemDataRole.UserRole)).parent.name != "Animals"
+    )
+    dialog.grid.setCurrentRow(row)
+    second = Path(dialog.grid.item(row).data(Qt.ItemDataRole.UserRole))
+    with qtbot.waitSignal(dialog.corrected, timeout=30_000):
+        qtbot.keyClick(dialog, Qt.Key.Key_1)
+    # 3: the drop-down with a brand-new category
+    dialog.grid.clearSelection()
+    dialog.grid.setCurrentRow(dialog.grid.count() - 1)
+    third = Path(dialog.grid.item(dialog.grid.count() - 1).data(Qt.ItemDataRole.UserRole))
+    dialog.move_combo.setEditText("Workshop")
+    with qtbot.waitSignal(dialog.corrected, timeout=30_000):
+        dialog.move_button.click()
+
+    assert not first.exists() and not second.exists() and not third.exists()
+    assert (out / "Animals" / second.name).exists()
+    assert (out / "Workshop" / third.name).exists()
+    with CorrectionStore(tmp_path / "data" / "corrections.sqlite") as store:
+        logged = store.all()
+    assert [c.corrected for c in logged][1:] == ["Animals", "Workshop"] and len(logged) == 3
+    assert all(c.stored.exists() for c in logged)
+
+    # Grad-CAM overlay for the current photo
+    with qtbot.waitSignal(dialog.heatmap_shown, timeout=60_000) as blocker:
+        dialog.heat_check.setChecked(True)
+    assert blocker.args[0] in window._classifiers[next(iter(window._classifiers))].classes
+    assert not dialog.preview.pixmap().isNull()
+
+    # undo the last correction: the photo goes back
+    with qtbot.waitSignal(dialog.corrected, timeout=30_000):
+        dialog.undo_button.click()
+    assert third.exists() and not (out / "Workshop" / third.name).exists()
+    dialog.close()
+
+
+def test_heatmap_looks_at_the_cat(general_classifier, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    from sorter.core.explain import grad_cam
+    from tests.conftest import SAMPLES
+
+    cat = Image.open(SAMPLES / "chelsea.jpg").convert("RGB").resize((300, 300))
+    canvas = Image.new("RGB", (600, 300), "white")
+    canvas.paste(cat, (300, 0))
+    canvas.save(tmp_path / "cat-right.png")
+    heat, label, p = grad_cam(general_classifier, tmp_path / "cat-right.png", "Animals")
+    assert label == "Animals" and heat.shape == (224, 224)
+    assert heat.min() >= 0.0 and heat.max() <= 1.0
+    # the general model centre-crops 224/256 of the short side; the cat is the right half
+    assert heat[:, 112:].mean() > 2 * heat[:, :112].mean()

@@ -1,0 +1,120 @@
+"""The correction loop on real photos: correct 30 wrong predictions, retrain, compare."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sorter.cli import drive
+from sorter.core.classifier import Classifier
+from sorter.core.corrections import CorrectionStore, correct, undo_correction
+from sorter.core.journal import Journal
+from sorter.core.sorting import SortOptions, sort_folder
+from sorter.errors import UsageError
+from sorter.train.retrain import retrain
+from tests.conftest import REPO, sha256
+
+
+@pytest.fixture
+def tables(tmp_path: Path, furniture: Path) -> Path:
+    """30 real table photos: a category the tiny bed/chair/sofa model cannot know."""
+    folder = tmp_path / "new photos"
+    folder.mkdir()
+    for photo in sorted((furniture / "table").iterdir())[:30]:
+        shutil.copy2(photo, folder / photo.name)
+    return folder
+
+
+def test_correct_moves_the_copy_logs_it_and_can_be_undone(tiny_model, tables: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    classifier = Classifier.load(tiny_model.path, "cpu")
+    out = tmp_path / "out"
+    events = []
+    drive(sort_folder(SortOptions(tables, out, threshold=0.0), classifier), events.append)
+    photo = events[0].destinations[0]
+    predicted = events[0].labels[0]
+    with CorrectionStore(tmp_path / "store" / "corrections.sqlite") as store:
+        done = correct(out, photo, "table", store)
+        assert done.path == out.resolve() / "table" / photo.name
+        assert not photo.exists() and sha256(done.path) == sha256(events[0].source)
+        c = done.correction
+        assert (c.predicted, c.corrected, c.original) == (predicted, "table", events[0].source)
+        assert c.stored.exists() and sha256(c.stored) == c.sha256, "the store keeps its own copy"
+        assert c.model == "tiny"
+        with Journal.open(out) as journal:
+            assert journal.op_for_destination(done.path) is not None
+        with pytest.raises(UsageError):
+            correct(out, done.path, "../evil", store)
+        with pytest.raises(UsageError):
+            correct(out, events[1].source, "table", store)  # not inside the sorted folder
+        back = undo_correction(out, store)
+        assert back == photo and photo.exists() and not done.path.exists()
+        assert store.all() == []
+
+
+def test_retrain_fixes_most_corrected_photos_without_losing_accuracy(tiny_model, tables: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    old_bytes = tiny_model.path.read_bytes()
+    classifier = Classifier.load(tiny_model.path, "cpu")
+    out = tmp_path / "out"
+    events = []
+    drive(sort_folder(SortOptions(tables, out, threshold=0.0), classifier), events.append)
+    assert all(e.labels[0] != "table" for e in events), "30 deliberately wrong predictions"
+    store = CorrectionStore(tmp_path / "store" / "corrections.sqlite")
+    for e in events:
+        correct(out, e.destinations[0], "table", store)
+    assert len(store) == 30 and len(list((out / "table").iterdir())) == 30
+
+    result = retrain(tiny_model.path, tmp_path / "tiny-v2.safetensors", store)
+    store.close()
+    assert tiny_model.path.read_bytes() == old_bytes, "the old bundle is kept untouched"
+    assert result.same_validation
+    assert result.new_classes == ["table"]
+    assert result.old_corrected_accuracy == 0.0
+    assert result.new_corrected_accuracy >= 0.8, "most corrections are learned"
+    assert result.new_valid_accuracy >= result.old_valid_accuracy - 0.07, "no loss elsewhere"
+
+    new = Classifier.load(result.new_path, "cpu")
+    assert new.classes == ("bed", "chair", "sofa", "table")
+    probs = np.stack([p.probs for p in new.classify([e.source for e in events[:5]], lambda p: p)])
+    assert (probs.argmax(1) == 3).sum() >= 4
+
+
+def test_correct_cli(tiny_model, tables: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    first = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sorter",
+            "sort",
+            str(tables),
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_model.path),
+            "--threshold",
+            "0",
+            "--device",
+            "cpu",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert first.returncode == 0, first.stderr
+    photo = next(p for p in out.rglob("*.jpeg"))
+    result = subprocess.run(
+        [sys.executable, "-m", "sorter", "correct", str(photo), "table"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (out / "table" / photo.name).exists() and not photo.exists()
+    assert "1 corrections are saved" in result.stdout
