@@ -84,9 +84,8 @@ def main() -> None:
         rows.append(
             (name, trained.evaluation.accuracy, chairs.per_class["chair"]["recall"], hits / len(scenes), seconds)
         )
-    print(
-        f"training photos: {len(train_data.samples)}; held-out search-engine chairs: {len(held_out)}; pixabay scenes: {len(scenes)}"
-    )
+    n_train, n_chairs, n_scenes = len(train_data.samples), len(held_out), len(scenes)
+    print(f"training photos: {n_train}; held-out search-engine chairs: {n_chairs}; pixabay scenes: {n_scenes}")
     print(f"{'variant':<12} {'valid':>7} {'search chairs':>14} {'pixabay top-1':>14} {'train s':>8}")
     for name, valid, chair, pix, seconds in rows:
         print(f"{name:<12} {valid:>7.1%} {chair:>14.1%} {pix:>14.1%} {seconds:>8.0f}")

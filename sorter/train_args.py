@@ -1,4 +1,7 @@
-"""Training options, declared once for `sorter train`, the training script and the GUI.\n\nKept outside ``sorter.train`` so building the CLI parser never imports fastai.\n"""
+"""Training options, declared once for `sorter train`, the training script and the GUI.
+
+Kept outside ``sorter.train`` so building the CLI parser never imports fastai.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import datetime as dt
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sorter.core.fileops import place, sha256_of
 from sorter.core.journal import Journal
@@ -126,7 +127,7 @@ class CorrectionStore:
         return int(self._db.execute("SELECT COUNT(DISTINCT sha256) FROM corrections").fetchone()[0])
 
 
-def _row(row: tuple[object, ...]) -> Correction:
+def _row(row: Any) -> Correction:
     return Correction(
         int(row[0]),
         str(row[1]),
@@ -138,7 +139,7 @@ def _row(row: tuple[object, ...]) -> Correction:
         float(row[7]),
         str(row[8]),
         str(row[9]),
-        str(row[10]),  # type: ignore[arg-type]
+        str(row[10]),
     )
 
 

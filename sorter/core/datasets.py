@@ -51,7 +51,7 @@ def load_folder(root: Path) -> LabelledData:
     if not root.is_dir():
         raise UsageError(f"The training folder '{root}' does not exist.")
     split_roots = [(root / name, fixed) for name, fixed in SPLIT_FOLDERS.items() if (root / name).is_dir()]
-    roots = split_roots or [(root, None)]
+    roots: list[tuple[Path, bool | None]] = list(split_roots) or [(root, None)]
     samples: list[Sample] = []
     for base, fixed in roots:
         for class_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):

@@ -155,12 +155,12 @@ def choose_threshold(evaluation: Evaluation, target_precision: float = 0.97, min
         return 0.5
     index = {c: i for i, c in enumerate(evaluation.classes)}
     if evaluation.multi_label:
-        best, best_t = -1.0, 0.2
+        best_f, best_t = -1.0, 0.2
         for t in [round(x, 2) for x in np.arange(0.1, 0.91, 0.05)]:
             scored = _multi(probs, evaluation.targets, evaluation.classes, index, t, 2.0, [])
-            if scored.fbeta is not None and scored.fbeta > best + 1e-9:
-                best, best_t = scored.fbeta, t
-        return best_t
+            if scored.fbeta is not None and scored.fbeta > best_f + 1e-9:
+                best_f, best_t = scored.fbeta, t
+        return float(best_t)
     grid = [round(x, 2) for x in np.arange(0.3, 0.96, 0.05)]
     truth = np.array([index.get(t[0], -1) for t in evaluation.targets])
     conf = probs.max(axis=1)

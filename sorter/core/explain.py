@@ -8,6 +8,7 @@ feature map before pooling (timm's ``forward_features``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,8 +24,8 @@ def grad_cam(classifier: Classifier, photo: Path, target: str | None = None) -> 
         the heat map, the class it explains, and that class's probability.
     """
     array = classifier.preprocess(photo)
-    model = classifier.model
-    body = model.body
+    model: Any = classifier.model
+    body: Any = model.body
     x = torch.from_numpy(array).permute(2, 0, 1)[None].to(classifier.device)
     x = (x.to(classifier._mean.dtype) - classifier._mean) / classifier._std
     x = x.float()

@@ -203,7 +203,7 @@ class MainWindow(QMainWindow):
         threshold_row = QHBoxLayout()
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
         self.threshold_slider.setRange(0, 100)
-        self.threshold_slider.setValue(int(round((self.settings.threshold or 0.5) * 100)))
+        self.threshold_slider.setValue(round((self.settings.threshold or 0.5) * 100))
         self.threshold_label = QLabel()
         self.threshold_slider.valueChanged.connect(self._threshold_changed)
         self._threshold_changed(self.threshold_slider.value())
@@ -464,13 +464,13 @@ class MainWindow(QMainWindow):
 
     def _remember(self, source: Path, output: Path, model: Path, device: str, threshold: float | None) -> None:
         s = self.settings
-        s.last_source, s.last_output, s.model, s.device, s.threshold = (
+        s.last_source, s.last_output, s.model, s.threshold = (
             str(source),
             self.output_edit.text().strip(),
             model.stem,
-            device,
             threshold,
         )
+        s.device = "cuda" if device == "cuda" else "cpu" if device == "cpu" else "auto"
         s.mode = "move" if self.mode_combo.currentData() == "move" else "copy"
         s.recent_folders = [str(source), *[f for f in s.recent_folders if f != str(source)]][:10]
 

@@ -203,7 +203,8 @@ class ReviewDialog(QDialog):
 
     def _rebuild_label_buttons(self) -> None:
         while self.label_buttons.count():
-            widget = self.label_buttons.takeAt(0).widget()
+            taken = self.label_buttons.takeAt(0)
+            widget = taken.widget() if taken is not None else None
             if widget is not None:
                 widget.deleteLater()
         self.move_combo.clear()

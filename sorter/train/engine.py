@@ -82,7 +82,7 @@ class TrainSettings:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class _Decode(Transform):  # type: ignore[misc]
+class _Decode(Transform):
     """fastai item transform: our own decoder, so training sees the pixels sorting will see."""
 
     def __init__(self, preprocess: Preprocessor) -> None:
@@ -94,7 +94,7 @@ class _Decode(Transform):  # type: ignore[misc]
         return TensorImage(torch.from_numpy(arr).permute(2, 0, 1))
 
 
-class _Report(Callback):  # type: ignore[misc]
+class _Report(Callback):
     """Hands each epoch's numbers to the caller (the CLI bar, the GUI's train dialog)."""
 
     order = 90
@@ -301,7 +301,8 @@ def train(
 
 def _partial_accuracy_multi(threshold: float) -> Callable[..., torch.Tensor]:
     def accuracy_at_threshold(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        return accuracy_multi(inp, targ, thresh=threshold)
+        result: torch.Tensor = accuracy_multi(inp, targ, thresh=threshold)
+        return result
 
     return accuracy_at_threshold
 

@@ -81,7 +81,7 @@ def test_heatmap_looks_at_the_cat(general_classifier, tmp_path: Path) -> None:  
     canvas = Image.new("RGB", (600, 300), "white")
     canvas.paste(cat, (300, 0))
     canvas.save(tmp_path / "cat-right.png")
-    heat, label, p = grad_cam(general_classifier, tmp_path / "cat-right.png", "Animals")
+    heat, label, _p = grad_cam(general_classifier, tmp_path / "cat-right.png", "Animals")
     assert label == "Animals" and heat.shape == (224, 224)
     assert heat.min() >= 0.0 and heat.max() <= 1.0
     # the general model centre-crops 224/256 of the short side; the cat is the right half

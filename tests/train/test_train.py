@@ -26,7 +26,7 @@ def test_folder_training_writes_bundle_report_and_confusion(tiny_model) -> None:
     assert set(on_disk["per_class"]) == set(TINY_CLASSES)
     assert len(on_disk["confusion"]) == 3 and sum(map(sum, on_disk["confusion"])) == on_disk["n"] == 15
     assert on_disk["accuracy"] >= 0.8, "bed/chair/sofa are easy for a pretrained body"
-    assert 0.3 <= on_disk["threshold"] <= 0.9
+    assert 0.3 <= on_disk["threshold"] <= 0.95
     phases = {p.phase for p in tiny_model.progress if isinstance(p, TrainProgress)}
     assert phases == {"features", "head"}
     epochs = [p for p in tiny_model.progress if p.phase == "head"]
@@ -38,7 +38,7 @@ def test_trained_bundle_sorts_in_a_process_without_fastai(tiny_model, tiny_data:
         "import sys, json\n"
         "from sorter.cli import main\n"
         f"rc = main(['sort', {str(tiny_data)!r}, '--out', {str(tmp_path / 'out')!r}, '--model', "
-        f"{str(tiny_model.path)!r}, '--device', 'cpu', '--json'])\n"
+        f"{str(tiny_model.path)!r}, '--device', 'cpu', '--threshold', '0', '--json'])\n"
         "assert rc == 0, rc\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('fastai', 'fastcore')]\n"
     )
@@ -46,7 +46,7 @@ def test_trained_bundle_sorts_in_a_process_without_fastai(tiny_model, tiny_data:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["total"] == 72 and summary["failed"] == 0
-    assert set(summary["per_label"]) <= {*TINY_CLASSES, "_unsure"}
+    assert set(summary["per_label"]) <= set(TINY_CLASSES) and summary["unsure"] == 0
     # mostly right on photos it trained on (and the 15 it validated on); names repeat across classes
     truth = {sha256(p): p.parent.name for p in tiny_data.rglob("*.jpg")}
     right = sum(1 for c in TINY_CLASSES for p in (tmp_path / "out" / c).iterdir() if truth[sha256(p)] == c)
@@ -65,7 +65,7 @@ def test_split_keeps_near_duplicates_and_series_together(tmp_path: Path, furnitu
         for k in range(3):  # a short series of one object
             Image.open(sorted((furniture / cls).iterdir())[20]).rotate(k * 5).save(root / cls / f"series_{k + 1}.jpg")
     data = load_data(root)
-    train, valid = split(data, 0.25, seed=3)
+    _train, valid = split(data, 0.25, seed=3)
     side = {s.path.name + s.labels[0]: (i in set(valid)) for i, s in enumerate(data.samples)}
     for cls in ("bed", "sofa"):
         for i in range(15):
