@@ -63,7 +63,7 @@ def _class_probs(classifier: Classifier, logits: torch.Tensor) -> torch.Tensor:
     return probs @ group if group is not None else probs
 
 
-def overlay(array: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+def overlay(array: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarray:
     """Blend a red-yellow heat map over the photo (both H×W; photo uint8 RGB)."""
     colour = np.stack([np.ones_like(heat), heat, np.zeros_like(heat)], axis=-1) * 255.0
     weight = (alpha * heat)[..., None]

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QListView,
@@ -130,7 +131,7 @@ class ReviewDialog(QDialog):
         side_layout = QVBoxLayout(side)
         self.preview = QLabel("Select a photo")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumSize(320, 320)
+        self.preview.setMinimumSize(300, 300)
         side_layout.addWidget(self.preview, 1)
         heat_row = QHBoxLayout()
         self.heat_check = QCheckBox("Show where the model looked")
@@ -146,7 +147,7 @@ class ReviewDialog(QDialog):
         heat_row.addWidget(self.heat_check)
         heat_row.addWidget(self.heat_class)
         side_layout.addLayout(heat_row)
-        self.label_buttons = QHBoxLayout()
+        self.label_buttons = QGridLayout()
         side_layout.addWidget(QLabel("Move the selected photos to (or press its number):"))
         side_layout.addLayout(self.label_buttons)
         move_row = QHBoxLayout()
@@ -161,6 +162,7 @@ class ReviewDialog(QDialog):
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setSizes([640, 460])
         layout.addWidget(splitter, 1)
         self.status = QLabel("")
         layout.addWidget(self.status)
@@ -209,9 +211,10 @@ class ReviewDialog(QDialog):
                 widget.deleteLater()
         self.move_combo.clear()
         for n, label in enumerate(self.labels(), start=1):
-            button = QPushButton(f"{n}. {label}" if n <= 9 else label)
+            text = label.replace("&", "&&")  # a lone & would become a keyboard mnemonic
+            button = QPushButton(f"{n}. {text}" if n <= 9 else text)
             button.clicked.connect(lambda _=False, lab=label: self.apply_label(lab))
-            self.label_buttons.addWidget(button)
+            self.label_buttons.addWidget(button, (n - 1) // 3, (n - 1) % 3)
             self.move_combo.addItem(label)
 
     def _apply_filter(self) -> None:

@@ -13,8 +13,13 @@ def _evaluation(conf_right: list[tuple[float, bool]]) -> Evaluation:
         probs.append([conf, 1 - conf])
         targets.append(("a",) if right else ("b",))
     return Evaluation(
-        n=len(probs), classes=("a", "b"), multi_label=False, accuracy=0.0, per_class={},
-        probs=np.array(probs), targets=targets,
+        n=len(probs),
+        classes=("a", "b"),
+        multi_label=False,
+        accuracy=0.0,
+        per_class={},
+        probs=np.array(probs),
+        targets=targets,
     )
 
 

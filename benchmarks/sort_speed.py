@@ -1,0 +1,181 @@
+"""How fast does Sorter sort camera-sized photos, against the seeds' one-at-a-time fastai loop?
+
+Prints one table from one run (ratios are what to compare; machines are noisy):
+
+* ``seeds' loop``: fastai ``Learner.predict`` on one photo at a time (what the notebooks did after
+  ``load_learner``; the same network, so only the loop differs);
+* ``decode only``: Sorter's decoder (JPEG draft decoding, thread pool) with no network;
+* ``model only``: the network on already-decoded batches;
+* ``Sorter end to end``: ``sort_folder`` in copy mode, copying and journaling included.
+
+The bound is what decode and model allow together: on a CPU they share the cores, so
+``1 / (1/decode + 1/model)``; with perfect overlap on separate resources it would be
+``min(decode, model)``.
+
+Run: ``python benchmarks/sort_speed.py [--photos DIR] [--count 40] [--scale]``
+(``--scale`` adds 1,000- and 10,000-photo runs of small images for time and peak memory.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+
+from sorter.cli import drive  # noqa: E402
+from sorter.core.classifier import Classifier  # noqa: E402
+from sorter.core.images import scan  # noqa: E402
+from sorter.core.sorting import SortOptions, sort_folder  # noqa: E402
+
+MODEL = ROOT / "models" / "general.safetensors"
+
+
+def large_photos(count: int) -> Path:
+    cache = Path(tempfile.gettempdir()) / f"sorter-bench-12mp-{count}"
+    if not cache.exists():
+        subprocess.run(
+            [
+                sys.executable,
+                str(SHARED / "tools" / "make_large_photos.py"),
+                str(SHARED / "datasets" / "furniture7" / "images"),
+                str(cache),
+                "--count",
+                str(count),
+            ],
+            check=True,
+        )
+    return cache
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def seeds_loop(classifier: Classifier, paths: list[Path]) -> float:
+    """fastai Learner.predict, one photo at a time, as the seed notebooks did."""
+    from fastai.data.block import CategoryBlock, DataBlock
+    from fastai.data.transforms import Normalize
+    from fastai.learner import Learner
+    from fastai.vision.augment import Resize
+    from fastai.vision.data import ImageBlock
+
+    block = DataBlock(
+        blocks=(ImageBlock, CategoryBlock(vocab=list(classifier.classes))),
+        get_y=lambda p: classifier.classes[0],
+        item_tfms=Resize(224, method="squish"),
+        batch_tfms=Normalize.from_stats([0.5] * 3, [0.5] * 3),
+    )
+    dls = block.dataloaders(paths[:4], bs=1, num_workers=0)
+    net = classifier.bundle.build_model()
+    net.head = torch.nn.Linear(net.num_features, len(classifier.classes))  # fastai wants a plain head
+    learn = Learner(dls, net)
+    started = time.perf_counter()
+    with learn.no_bar(), learn.no_logging():
+        for p in paths:
+            learn.predict(p)
+    return rate(len(paths), time.perf_counter() - started)
+
+
+def decode_only(classifier: Classifier, paths: list[Path]) -> float:
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(classifier.decode_threads) as pool:
+        for _ in pool.map(classifier.preprocess, paths):
+            pass
+    return rate(len(paths), time.perf_counter() - started)
+
+
+def model_only(classifier: Classifier, paths: list[Path]) -> float:
+    arrays = [classifier.preprocess(p) for p in paths]
+    classifier.predict_arrays(arrays[: classifier.batch_size])  # warm-up
+    started = time.perf_counter()
+    for i in range(0, len(arrays), classifier.batch_size):
+        classifier.predict_arrays(arrays[i : i + classifier.batch_size])
+    return rate(len(arrays), time.perf_counter() - started)
+
+
+def end_to_end(classifier: Classifier, source: Path) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = drive(sort_folder(SortOptions(source, Path(tmp) / "out"), classifier), lambda e: None)
+    return rate(summary.classified, summary.seconds), summary.classified
+
+
+def scale_run(count: int) -> tuple[float, float]:
+    """Seconds and peak RSS (MB) of a child process sorting ``count`` small photos."""
+    src = Path(tempfile.gettempdir()) / f"sorter-bench-small-{count}"
+    if not src.exists():
+        photos = sorted((SHARED / "datasets" / "furniture7_extra" / "images").rglob("*.jpg"))
+        for i in range(count):
+            dst = src / f"{i // 1000:02d}" / f"{i:05d}.jpg"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(photos[i % len(photos)], dst)
+    with tempfile.TemporaryDirectory() as tmp:
+        code = (
+            "import resource, sys, time\n"
+            "from sorter.cli import main\n"
+            "t = time.perf_counter()\n"
+            f"rc = main(['sort', {str(src)!r}, '--out', {tmp + '/out'!r}, '--device', 'cpu'])\n"
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    seconds, peak = out.stdout.strip().splitlines()[-1].split()
+    return float(seconds), float(peak)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, help="folder of photos (default: 12 MP JPEGs made from furniture7)")
+    parser.add_argument("--count", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--scale", action="store_true")
+    parser.add_argument("--skip-seeds", action="store_true", help="skip the slow fastai loop")
+    args = parser.parse_args()
+    source = args.photos or large_photos(args.count)
+    paths = [c.path for c in scan(source) if c.problem is None]
+    classifier = Classifier.load(MODEL, "cpu", batch_size=args.batch_size)
+    print(
+        f"{len(paths)} photos from {source}; torch threads {torch.get_num_threads()}, "
+        f"decode threads {classifier.decode_threads}, batch {classifier.batch_size}, cores {os.cpu_count()}"
+    )
+
+    decode = decode_only(classifier, paths)
+    model = model_only(classifier, paths)
+    sorter, _ = end_to_end(classifier, source)
+    seeds = float("nan") if args.skip_seeds else seeds_loop(classifier, paths)
+    serial_bound = 1 / (1 / decode + 1 / model)
+    overlap_bound = min(decode, model)
+    rows = [
+        ("seeds' loop (fastai predict, 1 at a time)", seeds),
+        ("decode only", decode),
+        ("model only", model),
+        ("bound, shared cores: 1/(1/decode+1/model)", serial_bound),
+        ("bound, perfect overlap: min(decode, model)", overlap_bound),
+        ("Sorter end to end (copy mode)", sorter),
+    ]
+    print(f"{'':<46}{'photos/s':>10}")
+    for name, value in rows:
+        print(f"{name:<46}{value:>10.1f}")
+    print(f"{'Sorter / seeds':<46}{sorter / seeds:>10.2f}x")
+    print(f"{'Sorter / shared-cores bound':<46}{sorter / serial_bound:>10.0%}")
+    print(f"{'Sorter / perfect-overlap bound':<46}{sorter / overlap_bound:>10.0%}")
+    if args.scale:
+        print(f"\n{'photos':>8}{'seconds':>10}{'s/1000':>9}{'peak MB':>9}")
+        for count in (1000, 10000):
+            seconds, peak = scale_run(count)
+            print(f"{count:>8}{seconds:>10.1f}{seconds / count * 1000:>9.1f}{peak:>9.0f}")
+
+
+if __name__ == "__main__":
+    main()

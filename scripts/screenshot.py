@@ -1,0 +1,83 @@
+"""Render the main window after a real sort, and the review dialog with a heat map, to PNGs.
+
+Run under a real X server to see what a person sees, e.g.
+``xvfb-run -s "-screen 0 1400x1000x24" .venv/bin/python scripts/screenshot.py``
+(``QT_QPA_PLATFORM=offscreen`` works too). Writes ``docs/main_window.png`` and
+``docs/review_dialog.png``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QThreadPool, QTimer
+from PySide6.QtWidgets import QApplication
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sorter.gui import messages  # noqa: E402
+from sorter.gui.main_window import MainWindow  # noqa: E402
+from sorter.settings import Settings  # noqa: E402
+
+
+def wait(signal: object, timeout_ms: int = 180_000) -> list[object]:
+    loop = QEventLoop()
+    got: list[object] = []
+
+    def done(*args: object) -> None:
+        got.extend(args)
+        loop.quit()
+
+    signal.connect(done)  # type: ignore[attr-defined]
+    QTimer.singleShot(timeout_ms, loop.quit)
+    loop.exec()
+    return got
+
+
+def settle(ms: int = 1500) -> None:
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def main() -> int:
+    app = QApplication(sys.argv)
+    messages.set_non_blocking(True)
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = Path(tmp) / "Holiday photos"
+        shutil.copytree(ROOT / "assets" / "samples", photos, ignore=shutil.ignore_patterns("*.md"))
+        pool = QThreadPool()
+        window = MainWindow(
+            Settings(device="cpu"),
+            pool,
+            corrections_db=Path(tmp) / "corrections.sqlite",
+            model_dirs=[ROOT / "models"],
+        )
+        window.show()
+        wait(window.models_ready)
+        window.enqueue([photos])
+        wait(window.run_finished)
+        settle()
+        window.grab().save(str(docs / "main_window.png"))
+        window.review()
+        dialog = window.review_dialog
+        dialog.grid.setCurrentRow(dialog.grid.count() - 1)
+        dialog.heat_check.setChecked(True)
+        wait(dialog.heatmap_shown, 60_000)
+        settle()
+        dialog.grab().save(str(docs / "review_dialog.png"))
+        dialog.close()
+        window.close()
+        pool.waitForDone(30_000)
+    print(f"wrote {docs / 'main_window.png'} and {docs / 'review_dialog.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""The app starts fast (no torch before the window), self-checks offscreen, and keeps settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sorter.settings import Settings
+from tests.conftest import REPO
+
+
+def test_window_code_does_not_import_torch() -> None:
+    code = "import sys, sorter.gui.app; print(sorted(m for m in ('torch', 'timm', 'fastai') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_self_check_starts_loads_models_and_closes(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "SORTER_CONFIG_DIR": str(tmp_path / "config"),
+        "SORTER_DATA_DIR": str(tmp_path / "data"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "sorter.gui", "--self-check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "config" / "sorter.ini").exists(), "settings are saved on exit"
+
+
+def test_settings_round_trip(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from sorter.gui import config
+
+    qs = config.open_qsettings(tmp_path)
+    wanted = Settings(
+        model="furniture",
+        device="cpu",
+        mode="move",
+        threshold=0.7,
+        last_source="/photos",
+        recent_folders=["/photos", "/more"],
+    )
+    config.save(qs, wanted)
+    again = config.load(config.open_qsettings(tmp_path))
+    assert again == wanted
+    default = config.load(config.open_qsettings(tmp_path / "fresh"))
+    assert default == Settings()
