@@ -45,7 +45,7 @@ def settle(ms: int = 1500) -> None:
 
 
 def main() -> int:
-    app = QApplication(sys.argv)
+    app = QApplication(sys.argv)  # noqa: F841 - must stay alive for the whole run
     messages.set_non_blocking(True)
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
