@@ -139,3 +139,35 @@ def test_evaluate_cli_single_label(tiny_model, tiny_data: Path) -> None:  # type
 
 def test_sample_is_hashable_and_stable() -> None:
     assert Sample(Path("a.jpg"), ("x",)) == Sample(Path("a.jpg"), ("x",))
+
+
+def test_other_architecture_trains_from_a_local_weights_file(tmp_path: Path, tiny_data: Path) -> None:
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    weights = tmp_path / "resnet10t.safetensors"
+    torch.manual_seed(0)
+    save_file(timm.create_model("resnet10t", pretrained=False).state_dict(), str(weights))
+    data = load_data(tiny_data)
+    trained = fit_and_export(
+        data,
+        tmp_path / "r.safetensors",
+        TrainSettings(architecture="resnet10t", weights=weights, size=96, epochs=2, views=1),
+    )
+    from sorter.model.bundle import read_config
+
+    config = read_config(trained.path)
+    assert config.architecture == "resnet10t" and config.input_size == (96, 96)
+    assert trained.report["training"]["weights"] == str(weights)
+
+
+def test_missing_weights_for_other_architectures_is_a_clear_error(tmp_path: Path, tiny_data: Path) -> None:
+    import pytest
+
+    from sorter.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="no embedded pretrained weights"):
+        fit_and_export(
+            load_data(tiny_data), tmp_path / "x.safetensors", TrainSettings(architecture="resnet10t", epochs=1)
+        )
