@@ -13,6 +13,21 @@ TEMP_PREFIX = ".sorter-part-"
 _NO_HARDLINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV, errno.ENOSYS}
 
 
+def _read_umask() -> int:
+    # Reading the umask means setting it; done once at import, before any worker thread exists.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
+def default_file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file (``mkstemp`` uses 0600)."""
+    return 0o666 & ~_UMASK
+
+
 def rename_no_clobber(src: Path | str, dst: Path | str) -> None:
     """Atomically give ``src`` the name ``dst``; raise FileExistsError rather than replace it.
 

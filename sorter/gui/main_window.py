@@ -219,8 +219,12 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
+        self.train_button = QPushButton("Train…")
+        self.train_button.setToolTip("Train a model from labelled photos, or retrain with your corrections")
+        self.train_button.clicked.connect(self.open_train_dialog)
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.train_button)
         layout.addLayout(buttons)
 
         self.progress = QProgressBar()
@@ -489,6 +493,30 @@ class MainWindow(QMainWindow):
         dialog = ReviewDialog(self.last_summary.output, self.corrections_db, self.pool, classifier, self)
         dialog.show()
         self.review_dialog = dialog
+
+    def open_train_dialog(self) -> None:
+        from sorter.core.corrections import CorrectionStore
+        from sorter.gui.train_dialog import TrainDialog
+
+        try:
+            with CorrectionStore(self.corrections_db) as store:
+                count = len(store)
+        except Exception as exc:
+            messages.show_error(self, exc)
+            return
+        dialog = TrainDialog(self.model_path(), count, self.corrections_db, self.model_dirs[0], self.pool, self)
+        dialog.model_accepted.connect(self.use_model)
+        dialog.show()
+        self.train_dialog = dialog
+
+    def use_model(self, path: Path) -> None:
+        """Add a (new) bundle to the picker and select it; the old one stays listed."""
+        index = self.model_combo.findData(str(path))
+        if index < 0:
+            self.model_combo.insertItem(0, path.stem, str(path))
+            index = 0
+        self.model_combo.setCurrentIndex(index)
+        self.model_info.setText(f"New model: {path.name}")
 
     def undo(self) -> None:
         if self.last_summary is None:

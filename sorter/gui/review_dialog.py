@@ -7,7 +7,7 @@ Grad-CAM heat map: where the network looked when it chose a class.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from sorter.core.classifier import Classifier
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
+PATHS_ROLE = Qt.ItemDataRole.UserRole + 1
 ALL_FOLDERS = "All folders"
 
 
@@ -47,10 +48,39 @@ class ReviewItem:
     path: Path
     label: str
     confidence: float
+    similar: list[Path] = field(default_factory=list)
+    """Near-duplicates of this photo in the same folder, shown and corrected as one group."""
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.path, *self.similar]
+
+
+def group_near_duplicates(items: list[ReviewItem]) -> list[ReviewItem]:
+    """Fold near-duplicates (dHash within a few bits, same folder) into their least confident one."""
+    from sorter.core.datasets import NEAR_DUPLICATE_BITS, dhash
+
+    kept: list[tuple[ReviewItem, int | None]] = []
+    for item in items:  # already least confident first: the first of a group represents it
+        h = dhash(item.path)
+        for rep, rh in kept:
+            if (
+                h is not None
+                and rh is not None
+                and rep.label == item.label
+                and 8 <= h.bit_count() <= 56
+                and (h ^ rh).bit_count() <= NEAR_DUPLICATE_BITS
+            ):
+                rep.similar.append(item.path)
+                break
+        else:
+            kept.append((item, h))
+    return [rep for rep, _ in kept]
 
 
 def load_items(output: Path) -> list[ReviewItem]:
-    """Sorted photos still in place, ``_unsure`` first, then least confident first."""
+    """Sorted photos still in place, ``_unsure`` first, then least confident first, with
+    near-duplicates grouped. Reads files: call it off the GUI thread."""
     from sorter.core.journal import Journal
 
     with Journal.open(output, create=False, lock=False) as journal:
@@ -61,7 +91,8 @@ def load_items(output: Path) -> list[ReviewItem]:
                 continue
             if op.destination.exists():
                 seen[op.destination] = ReviewItem(op.destination, op.destination.parent.name, op.confidence)
-    return sorted(seen.values(), key=lambda i: (i.label != UNSURE_FOLDER, i.confidence, i.path.name))
+    ordered = sorted(seen.values(), key=lambda i: (i.label != UNSURE_FOLDER, i.confidence, i.path.name))
+    return group_near_duplicates(ordered)
 
 
 class ReviewDialog(QDialog):
@@ -74,10 +105,12 @@ class ReviewDialog(QDialog):
     Signals:
         corrected(object): a photo moved; its new Path.
         heatmap_shown(str): the preview shows a heat map for this class.
+        loaded: the grid shows the folder's current content.
     """
 
     corrected = Signal(object)
     heatmap_shown = Signal(str)
+    loaded = Signal()
 
     def __init__(
         self,
@@ -100,6 +133,8 @@ class ReviewDialog(QDialog):
         self.thumbs.ready.connect(self._on_thumbnail)
         self.preview_thumbs = ThumbnailCache(pool, 480, self)
         self.preview_thumbs.ready.connect(self._on_preview)
+        self.items: list[ReviewItem] = []
+        self.folders: list[str] = []
         self._build()
         self.reload()
 
@@ -171,20 +206,36 @@ class ReviewDialog(QDialog):
     # -- content --------------------------------------------------------------------------------
     def labels(self) -> list[str]:
         known = list(self.classifier.classes) if self.classifier else []
-        folders = sorted(
-            p.name
-            for p in self.output.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and p.name != UNSURE_FOLDER
-        )
-        return [*known, *[f for f in folders if f not in known]]
+        return [*known, *[f for f in self.folders if f not in known]]
 
     def reload(self) -> None:
-        self.items = load_items(self.output)
+        """Read the journal and group near-duplicates on a worker, then fill the grid."""
+        output = self.output
+
+        def read() -> tuple[list[ReviewItem], list[str]]:
+            folders = sorted(
+                p.name
+                for p in output.iterdir()
+                if p.is_dir() and not p.name.startswith(".") and p.name != UNSURE_FOLDER
+            )
+            return load_items(output), folders
+
+        worker = FunctionWorker(read)
+        worker.signals.returned.connect(self._populate)
+        worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
+        self._workers.append(worker)
+        self.pool.start(worker)
+
+    def _populate(self, result: tuple[list[ReviewItem], list[str]]) -> None:
+        self.items, self.folders = result
+        row_before = max(self.grid.currentRow(), 0)
         self.grid.clear()
         for item in self.items:
-            entry = QListWidgetItem(f"{item.path.name}\n{item.label} · {item.confidence:.0%}")
+            extra = f"  (+{len(item.similar)} similar)" if item.similar else ""
+            entry = QListWidgetItem(f"{item.path.name}{extra}\n{item.label} · {item.confidence:.0%}")
             entry.setData(PATH_ROLE, str(item.path))
-            entry.setToolTip(str(item.path))
+            entry.setData(PATHS_ROLE, [str(p) for p in item.paths])
+            entry.setToolTip("\n".join(str(p) for p in item.paths))
             entry.setSizeHint(QSize(150, 170))
             self.grid.addItem(entry)
             self.thumbs.request(item.path)
@@ -200,8 +251,12 @@ class ReviewDialog(QDialog):
         self._apply_filter()
         self._rebuild_label_buttons()
         if self.grid.count():
-            self.grid.setCurrentRow(0)
-        self.status.setText(f"{len(self.items)} photos; the least confident come first.")
+            self.grid.setCurrentRow(min(row_before, self.grid.count() - 1))
+        total = sum(len(i.paths) for i in self.items)
+        groups = sum(1 for i in self.items if i.similar)
+        grouped = f", {groups} groups of near-duplicates" if groups else ""
+        self.status.setText(f"{total} photos{grouped}; the least confident come first.")
+        self.loaded.emit()
 
     def _rebuild_label_buttons(self) -> None:
         while self.label_buttons.count():
@@ -295,7 +350,7 @@ class ReviewDialog(QDialog):
 
     def apply_label(self, label: str) -> None:
         """Move every selected photo to ``label`` (a new category is allowed)."""
-        selected = [Path(i.data(PATH_ROLE)) for i in self.grid.selectedItems()]
+        selected = [Path(p) for i in self.grid.selectedItems() for p in i.data(PATHS_ROLE)]
         if not selected or not label:
             return
         from sorter.core.corrections import CorrectionStore, correct
@@ -331,9 +386,7 @@ class ReviewDialog(QDialog):
         self.write_pool.start(worker)
 
     def _after_write(self, paths: list[Path], done_text: str) -> None:
-        row = self.grid.currentRow()
         self.reload()
-        self.grid.setCurrentRow(min(max(row, 0), self.grid.count() - 1))
         self.status.setText(done_text)
         for path in paths:
             self.corrected.emit(path)

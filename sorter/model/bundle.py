@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from sorter.errors import ModelLoadError
-from sorter.fsutil import TEMP_PREFIX, rename_no_clobber
+from sorter.fsutil import TEMP_PREFIX, default_file_mode, rename_no_clobber
 from sorter.names import UNSURE_FOLDER, class_names_problem
 
 FORMAT = "sorter-bundle"
@@ -288,6 +288,7 @@ def save_bundle(path: Path | str, model: torch.nn.Module, config: BundleConfig, 
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={METADATA_KEY: config.to_json()})
+        os.chmod(tmp, default_file_mode())  # shareable like any file the user saves
         if overwrite:
             os.replace(tmp, path)
         else:

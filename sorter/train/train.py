@@ -20,6 +20,7 @@ import torch
 from sorter.core.classifier import Classifier
 from sorter.core.datasets import LabelledData, Sample, fingerprint, load_data, split
 from sorter.core.evaluate import Evaluation, choose_threshold, evaluate
+from sorter.fsutil import default_file_mode
 from sorter.model.bundle import load_bundle, save_bundle
 from sorter.train.engine import ProgressFn, TrainSettings, train
 from sorter.train_args import add_train_arguments
@@ -108,6 +109,7 @@ def fit_and_export(
 
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".sorter-part-", dir=path.parent)
+    os.chmod(tmp, default_file_mode())
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.replace(tmp, path)

@@ -20,7 +20,8 @@ def test_review_corrects_three_photos_and_shows_heatmap(qtbot, window, photo_fol
     window.review()
     dialog: ReviewDialog = window.review_dialog
     qtbot.add_widget(dialog)
-    assert dialog.grid.count() == 21
+    qtbot.waitSignal(dialog.loaded, timeout=30_000).wait()
+    assert sum(len(i.paths) for i in dialog.items) == 21
     confidences = [i.confidence for i in dialog.items if i.label != UNSURE_FOLDER]
     assert confidences == sorted(confidences), "least confident first"
     if any(i.label == UNSURE_FOLDER for i in dialog.items):
@@ -29,7 +30,7 @@ def test_review_corrects_three_photos_and_shows_heatmap(qtbot, window, photo_fol
     # 1: a click on a label button
     dialog.grid.setCurrentRow(0)
     first = Path(dialog.grid.item(0).data(Qt.ItemDataRole.UserRole))
-    with qtbot.waitSignal(dialog.corrected, timeout=30_000):
+    with qtbot.waitSignals([dialog.corrected, dialog.loaded], timeout=30_000):
         dialog.apply_label("Animals" if first.parent.name != "Animals" else "Vehicles")
     # 2: a number key (1 = the model's first class, "Animals")
     dialog.grid.clearSelection()
@@ -40,14 +41,14 @@ def test_review_corrects_three_photos_and_shows_heatmap(qtbot, window, photo_fol
     )
     dialog.grid.setCurrentRow(row)
     second = Path(dialog.grid.item(row).data(Qt.ItemDataRole.UserRole))
-    with qtbot.waitSignal(dialog.corrected, timeout=30_000):
+    with qtbot.waitSignals([dialog.corrected, dialog.loaded], timeout=30_000):
         qtbot.keyClick(dialog, Qt.Key.Key_1)
     # 3: the drop-down with a brand-new category
     dialog.grid.clearSelection()
     dialog.grid.setCurrentRow(dialog.grid.count() - 1)
     third = Path(dialog.grid.item(dialog.grid.count() - 1).data(Qt.ItemDataRole.UserRole))
     dialog.move_combo.setEditText("Workshop")
-    with qtbot.waitSignal(dialog.corrected, timeout=30_000):
+    with qtbot.waitSignals([dialog.corrected, dialog.loaded], timeout=30_000):
         dialog.move_button.click()
 
     assert not first.exists() and not second.exists() and not third.exists()
@@ -65,7 +66,7 @@ def test_review_corrects_three_photos_and_shows_heatmap(qtbot, window, photo_fol
     assert not dialog.preview.pixmap().isNull()
 
     # undo the last correction: the photo goes back
-    with qtbot.waitSignal(dialog.corrected, timeout=30_000):
+    with qtbot.waitSignals([dialog.corrected, dialog.loaded], timeout=30_000):
         dialog.undo_button.click()
     assert third.exists() and not (out / "Workshop" / third.name).exists()
     dialog.close()
@@ -86,3 +87,35 @@ def test_heatmap_looks_at_the_cat(general_classifier, tmp_path: Path) -> None:  
     assert heat.min() >= 0.0 and heat.max() <= 1.0
     # the general model centre-crops 224/256 of the short side; the cat is the right half
     assert heat[:, 112:].mean() > 2 * heat[:, :112].mean()
+
+
+def test_near_duplicates_are_one_group_and_move_together(qtbot, general_classifier, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+    from PySide6.QtCore import QThreadPool
+
+    from sorter.cli import drive
+    from sorter.core.sorting import SortOptions, sort_folder
+    from tests.conftest import SAMPLES
+
+    src = tmp_path / "src"
+    src.mkdir()
+    cat = Image.open(SAMPLES / "chelsea.jpg").convert("RGB")
+    cat.save(src / "cat.jpg", quality=95)
+    cat.resize((cat.width // 2, cat.height // 2)).save(src / "cat-small.jpg", quality=70)
+    (src / "coffee.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    out = tmp_path / "out"
+    drive(sort_folder(SortOptions(src, out, threshold=0.0), general_classifier), lambda e: None)
+    pool = QThreadPool()
+    dialog = ReviewDialog(out, tmp_path / "corrections.sqlite", pool, general_classifier)
+    qtbot.add_widget(dialog)
+    qtbot.waitSignal(dialog.loaded, timeout=30_000).wait()
+    assert dialog.grid.count() == 2
+    group = next(i for i in dialog.items if i.similar)
+    assert {p.name for p in group.paths} == {"cat.jpg", "cat-small.jpg"}
+    row = [i.path for i in dialog.items].index(group.path)
+    dialog.grid.setCurrentRow(row)
+    with qtbot.waitSignals([dialog.corrected, dialog.loaded], timeout=30_000):
+        dialog.apply_label("Pets")
+    assert {p.name for p in (out / "Pets").iterdir()} == {"cat.jpg", "cat-small.jpg"}
+    dialog.close()
+    pool.waitForDone(30_000)

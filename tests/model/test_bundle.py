@@ -163,3 +163,11 @@ def test_embedded_general_model_is_valid() -> None:
     assert len(config.grouping.source_classes) == 1000
     assert set(config.grouping.group_of) == set(range(12)), "every folder receives some classes"
     assert config.mean == (0.5, 0.5, 0.5) and config.resize == "crop"
+
+
+@pytest.mark.skipif(__import__("sys").platform == "win32", reason="POSIX modes")
+def test_saved_bundle_is_readable_like_any_saved_file(good_bundle: Path) -> None:
+    from sorter.fsutil import default_file_mode
+
+    assert good_bundle.stat().st_mode & 0o777 == default_file_mode()
+    assert default_file_mode() & 0o044, "group and others can read it under a usual umask"

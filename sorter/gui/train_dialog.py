@@ -1,0 +1,220 @@
+"""Train a new model from a labelled folder, or retrain the current one with the corrections.
+
+Training runs on a pool worker (fastai is imported there, never at start-up); each epoch reaches
+the dialog as a signal. At the end the dialog shows the accuracy (old against new when
+retraining) and the confusion matrix, and offers *Use new model* or *Keep current*.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sorter.gui import messages
+from sorter.gui.worker import FunctionWorker
+
+
+class _Relay(QObject):
+    progressed = Signal(object)
+
+
+class TrainDialog(QDialog):
+    """Args:
+        current_model: the model the main window uses (retraining starts from it).
+        corrections: how many corrections are stored.
+        corrections_db: the corrections store.
+        models_dir: where new models are saved by default (the user's models folder).
+        pool: where training runs.
+
+    Signals:
+        trained(object): training finished; the new bundle's Path.
+        model_accepted(object): the user chose *Use new model*; the new bundle's Path.
+    """
+
+    trained = Signal(object)
+    model_accepted = Signal(object)
+
+    def __init__(
+        self,
+        current_model: Path | None,
+        corrections: int,
+        corrections_db: Path,
+        models_dir: Path,
+        pool: QThreadPool,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Train a model")
+        self.current_model = current_model
+        self.corrections_db = corrections_db
+        self.models_dir = models_dir
+        self.pool = pool
+        self.new_model: Path | None = None
+        self._worker: FunctionWorker | None = None
+        self._relay = _Relay()
+        self._relay.progressed.connect(self._on_progress)
+
+        layout = QVBoxLayout(self)
+        self.new_radio = QRadioButton("Train a new model from a folder with one sub-folder per category")
+        self.retrain_radio = QRadioButton(
+            f"Retrain '{current_model.stem if current_model else '—'}' with {corrections} corrections"
+        )
+        self.retrain_radio.setEnabled(current_model is not None and corrections > 0)
+        self.new_radio.setChecked(True)
+        layout.addWidget(self.new_radio)
+        layout.addWidget(self.retrain_radio)
+        form = QFormLayout()
+        data_row = QHBoxLayout()
+        self.data_edit = QLineEdit()
+        self.data_edit.setPlaceholderText("Labelled photos: a folder of category folders")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        data_row.addWidget(self.data_edit)
+        data_row.addWidget(browse)
+        form.addRow("Photos:", data_row)
+        self.name_edit = QLineEdit("my-model")
+        form.addRow("New model name:", self.name_edit)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 100)
+        self.epochs.setValue(12)
+        form.addRow("Epochs:", self.epochs)
+        layout.addLayout(form)
+        self.progress = QProgressBar()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(500)
+        self.result = QLabel("")
+        self.result.setWordWrap(True)
+        self.confusion = QLabel()
+        self.confusion.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.log, 1)
+        layout.addWidget(self.result)
+        layout.addWidget(self.confusion)
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start training")
+        self.start_button.clicked.connect(self.start)
+        self.use_button = QPushButton("Use new model")
+        self.use_button.setEnabled(False)
+        self.use_button.clicked.connect(self._use)
+        self.keep_button = QPushButton("Keep current")
+        self.keep_button.clicked.connect(self.reject)
+        buttons.addWidget(self.start_button)
+        buttons.addStretch()
+        buttons.addWidget(self.use_button)
+        buttons.addWidget(self.keep_button)
+        layout.addLayout(buttons)
+        self.resize(640, 620)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of category folders")
+        if folder:
+            self.data_edit.setText(folder)
+
+    def start(self) -> None:
+        from sorter.names import folder_name_problem
+
+        name = self.name_edit.text().strip()
+        problem = folder_name_problem(name)
+        if problem:
+            messages.show_error(self, f"'{name}' cannot be a model name: {problem}.")
+            return
+        out = self.models_dir / f"{name}.safetensors"
+        if out.exists():
+            messages.show_error(self, f"A model named '{name}' already exists; choose another name.")
+            return
+        relay, epochs = self._relay, self.epochs.value()
+        if self.retrain_radio.isChecked():
+            assert self.current_model is not None
+            model, db = self.current_model, self.corrections_db
+
+            def work() -> dict[str, Any]:
+                from sorter.core.corrections import CorrectionStore
+                from sorter.train.retrain import retrain
+
+                with CorrectionStore(db) as store:
+                    result = retrain(model, out, store, progress=relay.progressed.emit)
+                return {"path": result.new_path, "retrain": result.to_json()}
+        else:
+            data = Path(self.data_edit.text().strip())
+            if not data.is_dir():
+                messages.show_error(self, "Choose a folder of labelled photos first.")
+                return
+
+            def work() -> dict[str, Any]:
+                from sorter.core.datasets import load_data
+                from sorter.train.engine import TrainSettings
+                from sorter.train.train import fit_and_export
+
+                trained = fit_and_export(
+                    load_data(data), out, TrainSettings(epochs=epochs), progress=relay.progressed.emit
+                )
+                return {"path": trained.path, "report": trained.report}
+
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        self._worker = FunctionWorker(work)
+        self._worker.signals.returned.connect(self._on_done)
+        self._worker.signals.errored.connect(self._on_error)
+        self.start_button.setEnabled(False)
+        self.log.appendPlainText("Preparing the photos and the network…")
+        self.progress.setRange(0, 0)
+        self.pool.start(self._worker)
+
+    def _on_progress(self, p: Any) -> None:
+        self.progress.setRange(0, p.total)
+        self.progress.setValue(p.step)
+        if p.phase == "features":
+            self.progress.setFormat("Reading photos %v / %m")
+            return
+        self.progress.setFormat(f"{p.phase}: epoch %v / %m")
+        metric = f", accuracy {p.metric:.1%}" if p.metric is not None else ""
+        loss = f"loss {p.train_loss:.3f}" if p.train_loss is not None else ""
+        self.log.appendPlainText(f"{p.phase} epoch {p.step}/{p.total}: {loss}{metric}")
+
+    def _on_done(self, result: dict[str, Any]) -> None:
+        self.new_model = Path(result["path"])
+        if "retrain" in result:
+            r = result["retrain"]
+            self.result.setText(
+                f"Validation accuracy: old {r['validation_accuracy']['old']:.1%} → new "
+                f"{r['validation_accuracy']['new']:.1%}. Corrected photos: old {r['corrected_accuracy']['old']:.1%} "
+                f"→ new {r['corrected_accuracy']['new']:.1%}."
+            )
+        else:
+            report = result["report"]
+            self.result.setText(f"Validation accuracy {report['accuracy']:.1%} on {report['n']} photos.")
+        png = self.new_model.with_suffix(".confusion.png")
+        if png.exists():
+            self.confusion.setPixmap(QPixmap(str(png)).scaledToHeight(260, Qt.TransformationMode.SmoothTransformation))
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.use_button.setEnabled(True)
+        self.trained.emit(self.new_model)
+
+    def _on_error(self, exc: BaseException) -> None:
+        self.start_button.setEnabled(True)
+        self.progress.setRange(0, 1)
+        messages.show_error(self, exc)
+
+    def _use(self) -> None:
+        if self.new_model is not None:
+            self.model_accepted.emit(self.new_model)
+        self.accept()
