@@ -101,13 +101,13 @@ class TrainDialog(QDialog):
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(500)
-        self.result = QLabel("")
-        self.result.setWordWrap(True)
+        self.result_label = QLabel("")
+        self.result_label.setWordWrap(True)
         self.confusion = QLabel()
         self.confusion.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(self.progress)
         layout.addWidget(self.log, 1)
-        layout.addWidget(self.result)
+        layout.addWidget(self.result_label)
         layout.addWidget(self.confusion)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start training")
@@ -193,14 +193,14 @@ class TrainDialog(QDialog):
         self.new_model = Path(result["path"])
         if "retrain" in result:
             r = result["retrain"]
-            self.result.setText(
+            self.result_label.setText(
                 f"Validation accuracy: old {r['validation_accuracy']['old']:.1%} → new "
                 f"{r['validation_accuracy']['new']:.1%}. Corrected photos: old {r['corrected_accuracy']['old']:.1%} "
                 f"→ new {r['corrected_accuracy']['new']:.1%}."
             )
         else:
             report = result["report"]
-            self.result.setText(f"Validation accuracy {report['accuracy']:.1%} on {report['n']} photos.")
+            self.result_label.setText(f"Validation accuracy {report['accuracy']:.1%} on {report['n']} photos.")
         png = self.new_model.with_suffix(".confusion.png")
         if png.exists():
             self.confusion.setPixmap(QPixmap(str(png)).scaledToHeight(260, Qt.TransformationMode.SmoothTransformation))
