@@ -20,7 +20,7 @@ def test_train_dialog_trains_and_offers_the_new_model(qtbot, window, tiny_data: 
         dialog.start_button.click()
     path = blocker.args[0]
     assert path == tmp_path / "user models" / "tiny from gui.safetensors" and path.exists()
-    assert "Validation accuracy" in dialog.result.text()
+    assert "Validation accuracy" in dialog.result_label.text()
     assert not dialog.confusion.pixmap().isNull()
     assert "head epoch 4/4" in dialog.log.toPlainText()
     with qtbot.waitSignal(dialog.model_accepted, timeout=5000):
