@@ -64,6 +64,7 @@ def rate(n: int, seconds: float) -> float:
 
 def seeds_loop(classifier: Classifier, paths: list[Path]) -> float:
     """fastai Learner.predict, one photo at a time, as the seed notebooks did."""
+    import fastai.callback.progress  # noqa: F401  (patches no_bar onto Learner)
     from fastai.data.block import CategoryBlock, DataBlock
     from fastai.data.transforms import Normalize
     from fastai.learner import Learner

