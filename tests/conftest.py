@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +79,13 @@ def make_photo_folder(root: Path, photos: list[Path]) -> Path:
 def photo_folder(tmp_path: Path, furniture: Path) -> Path:
     """21 real photos (3 per class), some in sub-folders."""
     return make_photo_folder(tmp_path / "photos", pick_photos(furniture, 3))
+
+
+def run_sorter(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The `sorter` command in a child process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "sorter", *args], cwd=REPO, capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def sha256(path: Path) -> str:

@@ -8,17 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import GENERAL_MODEL, REPO, SAMPLES, content_counts
-
-
-def sorter(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sorter", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+from tests.conftest import run_sorter as sorter
 
 
 def test_sort_json_then_undo(photo_folder: Path, tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,7 @@ from sorter.core.journal import Journal
 from sorter.core.sorting import SortOptions, sort_folder
 from sorter.errors import UsageError
 from sorter.train.retrain import retrain
-from tests.conftest import REPO, sha256
+from tests.conftest import run_sorter, sha256
 
 
 @pytest.fixture
@@ -85,36 +83,12 @@ def test_retrain_fixes_most_corrected_photos_without_losing_accuracy(tiny_model,
 
 def test_correct_cli(tiny_model, tables: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "out"
-    first = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sorter",
-            "sort",
-            str(tables),
-            "--out",
-            str(out),
-            "--model",
-            str(tiny_model.path),
-            "--threshold",
-            "0",
-            "--device",
-            "cpu",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    first = run_sorter(
+        "sort", str(tables), "--out", str(out), "--model", str(tiny_model.path), "--threshold", "0", "--device", "cpu"
     )
     assert first.returncode == 0, first.stderr
     photo = next(p for p in out.rglob("*.jpeg"))
-    result = subprocess.run(
-        [sys.executable, "-m", "sorter", "correct", str(photo), "table"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_sorter("correct", str(photo), "table")
     assert result.returncode == 0, result.stderr
     assert (out / "table" / photo.name).exists() and not photo.exists()
     assert "1 corrections are saved" in result.stdout

@@ -13,7 +13,7 @@ from PIL import Image
 from sorter.core.datasets import Sample, load_data, split
 from sorter.train.engine import TrainProgress, TrainSettings
 from sorter.train.train import fit_and_export
-from tests.conftest import DATASETS, REPO, sha256
+from tests.conftest import DATASETS, REPO, run_sorter, sha256
 from tests.train.conftest import TINY_CLASSES
 
 
@@ -101,36 +101,14 @@ def test_multi_label_training_on_mosaics(tmp_path: Path) -> None:
     assert report["fbeta"] is not None and report["fbeta"] > 0.7
     assert 0.1 <= report["threshold"] <= 0.9
     assert "confusion" not in report
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sorter",
-            "evaluate",
-            str(trained.path),
-            str(mosaic / "labels.csv"),
-            "--json",
-            "--device",
-            "cpu",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_sorter("evaluate", str(trained.path), str(mosaic / "labels.csv"), "--json", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     scored = json.loads(result.stdout)
     assert scored["n"] == 150 and scored["fbeta"] > 0.7 and set(scored["per_class"]) == set(data.classes)
 
 
 def test_evaluate_cli_single_label(tiny_model, tiny_data: Path) -> None:  # type: ignore[no-untyped-def]
-    result = subprocess.run(
-        [sys.executable, "-m", "sorter", "evaluate", str(tiny_model.path), str(tiny_data), "--json", "--device", "cpu"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_sorter("evaluate", str(tiny_model.path), str(tiny_data), "--json", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     scored = json.loads(result.stdout)
     assert scored["n"] == 72 and scored["accuracy"] >= 0.85
