@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSlider,
@@ -164,9 +165,16 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.drop_zone)
 
         form = QFormLayout()
+        source_row = QHBoxLayout()
         self.source_edit = QLineEdit(self.settings.last_source)
         self.source_edit.setPlaceholderText("Folder of photos")
-        form.addRow("Photos:", self.source_edit)
+        self.recent_button = QPushButton("Recent")
+        self.recent_menu = QMenu(self.recent_button)
+        self.recent_button.setMenu(self.recent_menu)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        source_row.addWidget(self.source_edit)
+        source_row.addWidget(self.recent_button)
+        form.addRow("Photos:", source_row)
         out_row = QHBoxLayout()
         self.output_edit = QLineEdit(self.settings.last_output)
         self.output_edit.setPlaceholderText("Default: a folder beside it named '… (sorted)'")
@@ -331,6 +339,14 @@ class MainWindow(QMainWindow):
 
     def _threshold_changed(self, value: int) -> None:
         self.threshold_label.setText(f"{value}%")
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.settings.recent_folders:
+            action = self.recent_menu.addAction(folder)
+            action.triggered.connect(lambda _=False, f=folder: self.source_edit.setText(f))
+        if not self.settings.recent_folders:
+            self.recent_menu.addAction("No recent folders").setEnabled(False)
 
     def _browse_output(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Sort into which folder?")

@@ -86,3 +86,16 @@ def test_errors_are_one_sentence_not_a_crash(qtbot, window, tmp_path: Path) -> N
     qtbot.waitUntil(lambda: window.worker is None, timeout=60_000)
     assert messages.shown and messages.shown[-1].startswith("The folder")
     assert window.start_button.isEnabled()
+
+
+def test_recent_folders_are_offered(qtbot, window, photo_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    window.source_edit.setText(str(photo_folder))
+    window.output_edit.setText(str(tmp_path / "out"))
+    with qtbot.waitSignal(window.run_finished, timeout=180_000):
+        window.start()
+    window.source_edit.setText("")
+    window._fill_recent()
+    actions = window.recent_menu.actions()
+    assert [a.text() for a in actions] == [str(photo_folder)]
+    actions[0].trigger()
+    assert window.source_edit.text() == str(photo_folder)
