@@ -42,7 +42,6 @@ from sorter.model.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
 
-EPOCH_EVENT = "epoch"
 FEATURE_EVENT = "features"
 
 
