@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, Signal
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,3 @@ class FunctionWorker(QRunnable):
             self.signals.errored.emit(exc)
         finally:
             self.signals.finished.emit()
-
-
-def start(pool: QThreadPool, worker: QRunnable) -> None:
-    pool.start(worker)

@@ -21,9 +21,8 @@ try:  # HEIC/HEIF from phones; optional so a minimal install still sorts JPEGs.
     import pillow_heif
 
     pillow_heif.register_heif_opener()
-    HEIF_SUPPORTED = True
 except ImportError:  # pragma: no cover - depends on the environment
-    HEIF_SUPPORTED = False
+    pass
 
 MAX_PIXELS = 200_000_000
 """Pillow refuses more than this many pixels (a decompression bomb guard); 200 MP covers phones."""

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from sorter.core.classifier import Classifier
-from sorter.core.datasets import LabelledData, Sample, fingerprint, load_data, split
+from sorter.core.datasets import LabelledData, fingerprint, load_data, split
 from sorter.core.evaluate import Evaluation, choose_threshold, evaluate
 from sorter.fsutil import default_file_mode
 from sorter.model.bundle import load_bundle, save_bundle
@@ -178,8 +178,3 @@ def load_training_data(args: argparse.Namespace) -> LabelledData:
 def main(args: argparse.Namespace, progress: ProgressFn | None = None) -> Trained:
     data = load_training_data(args)
     return fit_and_export(data, Path(args.out), settings_from_args(args), progress=progress, valid_pct=args.valid_pct)
-
-
-def valid_samples(report: dict[str, Any], data: LabelledData) -> list[Sample]:
-    wanted = set(report.get("valid_files", []))
-    return [s for s in data.samples if str(s.path) in wanted]

@@ -44,3 +44,15 @@ def test_link_loops_and_excluded_output(tmp_path: Path) -> None:
     (out / "old.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
     found = [c.path.name for c in scan(src, exclude=(out,))]
     assert found == ["cat.jpg"]
+
+
+def test_heic_from_a_phone_is_found_and_sorted(tmp_path: Path, general_classifier) -> None:  # type: ignore[no-untyped-def]
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    Image.open(SAMPLES / "chelsea.jpg").convert("RGB").save(tmp_path / "IMG_0001.HEIC", format="HEIF", quality=80)
+    (found,) = list(scan(tmp_path))
+    assert found.format == "HEIF" and found.problem is None
+    (pred,) = list(general_classifier.classify([found.path], lambda p: p))
+    assert pred.error is None
+    assert general_classifier.classes[int(pred.probs.argmax())] == "Animals"
