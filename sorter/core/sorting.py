@@ -202,6 +202,16 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
     writer = ThreadPoolExecutor(1, thread_name_prefix="sorter-write")
     pending: deque[_Pending] = deque()
 
+    index = 0
+
+    def event(c: Candidate, status: Status, **kw: Any) -> SortEvent:
+        """Number and count one photo's outcome."""
+        nonlocal index
+        index += 1
+        ev = SortEvent(index, summary.total, c.path, status, elapsed=time.perf_counter() - started, **kw)
+        summary.count(ev)
+        return ev
+
     def finish(p: _Pending) -> SortEvent:
         """Journal one photo once its copy has landed, and describe it."""
         assert journal is not None and summary.run_id is not None
@@ -247,14 +257,6 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             summary.run_id = journal.start_run(
                 source, "move" if options.move else "copy", classifier.name, str(classifier.device)
             )
-        index = 0
-
-        def event(c: Candidate, status: Status, **kw: Any) -> SortEvent:
-            nonlocal index
-            index += 1
-            ev = SortEvent(index, summary.total, c.path, status, elapsed=time.perf_counter() - started, **kw)
-            summary.count(ev)
-            return ev
 
         todo: list[Candidate] = []
         for c in candidates:
