@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sorter.model.preprocess import SNIFF_BYTES, sniff_format
+
 IMAGE_EXTENSIONS = frozenset(
     {
         ".jpg",
@@ -32,37 +34,6 @@ IMAGE_EXTENSIONS = frozenset(
         ".avif",
     }
 )
-SNIFF_BYTES = 32
-
-
-def sniff_format(head: bytes) -> str | None:
-    """The image format these leading bytes announce, or None."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    if head.startswith(b"BM") and len(head) >= 14:
-        return "BMP"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if head[4:8] == b"ftyp" and head[8:12] in (
-        b"heic",
-        b"heix",
-        b"hevc",
-        b"hevx",
-        b"heim",
-        b"heis",
-        b"mif1",
-        b"msf1",
-        b"avif",
-        b"avis",
-    ):
-        return "HEIF"
-    return None
 
 
 @dataclass(frozen=True)

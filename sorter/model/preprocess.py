@@ -46,6 +46,39 @@ _TRANSPOSE = {
 _EXIF_ORIENTATION = 0x0112
 
 
+SNIFF_BYTES = 32
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format these leading bytes announce, or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head.startswith(b"BM") and len(head) >= 14:
+        return "BMP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[4:8] == b"ftyp" and head[8:12] in (
+        b"heic",
+        b"heix",
+        b"hevc",
+        b"hevx",
+        b"heim",
+        b"heis",
+        b"mif1",
+        b"msf1",
+        b"avif",
+        b"avis",
+    ):
+        return "HEIF"
+    return None
+
+
 class Preprocessor:
     """Turns a file into an ``H×W×3`` uint8 array; normalisation happens batched on the device.
 
@@ -68,7 +101,7 @@ class Preprocessor:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise UnsupportedImageError(path, "the image is too large to open safely") from exc
         except UnidentifiedImageError as exc:
-            raise UnsupportedImageError(path, "not an image, or an unsupported format") from exc
+            raise UnsupportedImageError(path, _unreadable_reason(path)) from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             if isinstance(exc, OSError) and exc.errno is not None:
                 from sorter.errors import describe_os_error
@@ -79,6 +112,10 @@ class Preprocessor:
             raise UnsupportedImageError(path, "not enough memory to open the image") from exc
 
     def _convert(self, img: Image.Image) -> np.ndarray:
+        if img.width * img.height > MAX_PIXELS:  # Pillow only warns below twice its limit
+            raise UnsupportedImageError(
+                Path(getattr(img, "filename", "") or "image"), "the image is too large to open safely"
+            )
         orientation = 1
         try:
             orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
@@ -129,3 +166,15 @@ def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
         return img.convert("RGBA")
     return img.convert("RGB")
+
+
+def _unreadable_reason(path: Path) -> str:
+    """A file whose first bytes announce a known format is damaged, not 'not an image'."""
+    try:
+        with open(path, "rb") as fh:
+            fmt = sniff_format(fh.read(SNIFF_BYTES))
+    except OSError:
+        fmt = None
+    if fmt is not None:
+        return f"the file is truncated or corrupt (a damaged {fmt})"
+    return "not an image, or an unsupported format"
