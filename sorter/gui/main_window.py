@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from sorter import APP_NAME, __version__
 from sorter.gui import messages
 from sorter.gui.thumbnails import ThumbnailCache
+from sorter.gui.widgets import FolderField
 from sorter.gui.worker import FunctionWorker, GeneratorWorker
 from sorter.settings import Settings
 
@@ -175,14 +176,11 @@ class MainWindow(QMainWindow):
         source_row.addWidget(self.source_edit)
         source_row.addWidget(self.recent_button)
         form.addRow("Photos:", source_row)
-        out_row = QHBoxLayout()
-        self.output_edit = QLineEdit(self.settings.last_output)
-        self.output_edit.setPlaceholderText("Default: a folder beside it named '… (sorted)'")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_output)
-        out_row.addWidget(self.output_edit)
-        out_row.addWidget(browse)
-        form.addRow("Sorted into:", out_row)
+        output_field = FolderField(
+            self.settings.last_output, "Default: a folder beside it named '… (sorted)'", "Sort into which folder?"
+        )
+        self.output_edit = output_field.edit
+        form.addRow("Sorted into:", output_field)
 
         self.mode_combo = QComboBox()
         self.mode_combo.addItem("Copy photos (originals stay)", "copy")
@@ -347,11 +345,6 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, f=folder: self.source_edit.setText(f))
         if not self.settings.recent_folders:
             self.recent_menu.addAction("No recent folders").setEnabled(False)
-
-    def _browse_output(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Sort into which folder?")
-        if folder:
-            self.output_edit.setText(folder)
 
     # -- sorting --------------------------------------------------------------------------------
     def enqueue(self, folders: list[Path]) -> None:

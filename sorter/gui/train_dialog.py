@@ -14,7 +14,6 @@ from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QDialog,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from sorter.gui import messages
+from sorter.gui.widgets import FolderField
 from sorter.gui.worker import FunctionWorker
 
 
@@ -82,14 +82,9 @@ class TrainDialog(QDialog):
         layout.addWidget(self.new_radio)
         layout.addWidget(self.retrain_radio)
         form = QFormLayout()
-        data_row = QHBoxLayout()
-        self.data_edit = QLineEdit()
-        self.data_edit.setPlaceholderText("Labelled photos: a folder of category folders")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        data_row.addWidget(self.data_edit)
-        data_row.addWidget(browse)
-        form.addRow("Photos:", data_row)
+        data_field = FolderField("", "Labelled photos: a folder of category folders", "Folder of category folders")
+        self.data_edit = data_field.edit
+        form.addRow("Photos:", data_field)
         self.name_edit = QLineEdit("my-model")
         form.addRow("New model name:", self.name_edit)
         self.epochs = QSpinBox()
@@ -123,11 +118,6 @@ class TrainDialog(QDialog):
         buttons.addWidget(self.keep_button)
         layout.addLayout(buttons)
         self.resize(640, 620)
-
-    def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder of category folders")
-        if folder:
-            self.data_edit.setText(folder)
 
     def start(self) -> None:
         from sorter.names import folder_name_problem

@@ -10,6 +10,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -56,7 +57,7 @@ def corpus(tmp_path: Path) -> tuple[Path, set[str], dict[str, str]]:
         good.add(name)
 
     save("cmyk.jpg", cat.convert("CMYK"))
-    deep = Image.fromarray((__import__("numpy").asarray(cat.convert("L"), dtype="uint16") * 257))
+    deep = Image.fromarray(np.asarray(cat.convert("L"), dtype=np.uint16) * 257)
     save("deep-16bit.png", deep)
     palette = cat.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
     palette.info["transparency"] = 0
