@@ -110,17 +110,22 @@ class Classifier:
         if self.device.type == "cuda":
             batch = batch.pin_memory().to(self.device, non_blocking=True)
         # NHWC uint8 → NCHW view: already channels_last in memory, no copy.
-        x = batch.permute(0, 3, 1, 2)
-        x = (x.to(self._mean.dtype) - self._mean) / self._std
+        x = self.normalise(batch.permute(0, 3, 1, 2))
         with torch.inference_mode():
-            logits = self.model(x).float()
-            if self.config.multi_label:
-                probs = torch.sigmoid(logits)
-            else:
-                probs = torch.softmax(logits, dim=1)
-                if self._group is not None:
-                    probs = probs @ self._group
+            probs = self.probabilities(self.model(x).float())
         return probs.cpu().numpy()
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 NCHW on the device → the network's input, with the bundle's mean and std."""
+        return (x.to(self._mean.dtype) - self._mean) / self._std
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Per-class probabilities: sigmoid (multi-label) or softmax, summed into folders when
+        the bundle groups its outputs."""
+        if self.config.multi_label:
+            return torch.sigmoid(logits)
+        probs = torch.softmax(logits, dim=1)
+        return probs @ self._group if self._group is not None else probs
 
     def classify(self, items: Iterable[T], path_of: Callable[[T], Path]) -> Iterator[Prediction[T]]:
         """Yield one prediction per item, in input order, decoding ahead in a thread pool.

@@ -26,9 +26,7 @@ def grad_cam(classifier: Classifier, photo: Path, target: str | None = None) -> 
     array = classifier.preprocess(photo)
     model: Any = classifier.model
     body: Any = model.body
-    x = torch.from_numpy(array).permute(2, 0, 1)[None].to(classifier.device)
-    x = (x.to(classifier._mean.dtype) - classifier._mean) / classifier._std
-    x = x.float()
+    x = classifier.normalise(torch.from_numpy(array).permute(2, 0, 1)[None].to(classifier.device)).float()
     with torch.enable_grad():
         was_half = next(model.parameters()).dtype == torch.float16
         if was_half:
@@ -38,7 +36,7 @@ def grad_cam(classifier: Classifier, photo: Path, target: str | None = None) -> 
             fmap.retain_grad()
             pooled = body.forward_head(fmap, pre_logits=True)
             logits = model.head(pooled)
-            probs = _class_probs(classifier, logits)
+            probs = classifier.probabilities(logits)
             index = int(probs.detach().argmax()) if target is None else classifier.classes.index(target)
             probs[0, index].backward()
         finally:
@@ -53,14 +51,6 @@ def grad_cam(classifier: Classifier, photo: Path, target: str | None = None) -> 
     top = float(cam.max())
     heat = (cam / top if top > 0 else cam).detach().cpu().numpy()
     return heat, classifier.classes[index], float(probs[0, index].detach())
-
-
-def _class_probs(classifier: Classifier, logits: torch.Tensor) -> torch.Tensor:
-    if classifier.config.multi_label:
-        return torch.sigmoid(logits)
-    probs = torch.softmax(logits, dim=1)
-    group = classifier._group
-    return probs @ group if group is not None else probs
 
 
 def overlay(array: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarray:
