@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS sources (
 );
 CREATE INDEX IF NOT EXISTS sources_by_path ON sources(source);
 CREATE INDEX IF NOT EXISTS ops_by_run ON ops(run_id);
+CREATE INDEX IF NOT EXISTS ops_by_destination ON ops(destination);
 """
 
 
@@ -251,17 +252,22 @@ class Journal:
         return ids
 
     def ops(self, run_id: int | None = None) -> list[Op]:
-        query = "SELECT id, run_id, source, destination, sha256, size, label, confidence, status FROM ops"
-        args: tuple[Any, ...] = ()
-        if run_id is not None:
-            query += " WHERE run_id=?"
-            args = (run_id,)
-        rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+        if run_id is None:
+            return self._select_ops("", ())
+        return self._select_ops("WHERE run_id=?", (run_id,))
+
+    def _select_ops(self, where: str, args: tuple[Any, ...], tail: str = "ORDER BY id") -> list[Op]:
+        columns = "id, run_id, source, destination, sha256, size, label, confidence, status"
+        query = f"SELECT {columns} FROM ops {where} {tail}"
+        rows = self._db.execute(query, args).fetchall()
         return [Op(r[0], r[1], Path(r[2]), Path(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
     def op_for_destination(self, destination: Path) -> Op | None:
-        ops = [o for o in self.ops() if o.destination == destination and o.status != "undone"]
-        return ops[-1] if ops else None
+        """The newest live operation that put a file at ``destination`` (one indexed lookup)."""
+        ops = self._select_ops(
+            "WHERE destination=? AND status != 'undone'", (str(destination),), "ORDER BY id DESC LIMIT 1"
+        )
+        return ops[0] if ops else None
 
     def set_op_status(self, op_id: int, status: str) -> None:
         with self.transaction() as db:
