@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 TEMP_PREFIX = ".sorter-part-"
@@ -26,6 +27,20 @@ _UMASK = _read_umask()
 def default_file_mode() -> int:
     """The mode a plain ``open()`` would give a new file (``mkstemp`` uses 0600)."""
     return 0o666 & ~_UMASK
+
+
+def replace_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see
+    half a file; for Sorter's own outputs (reports, plots), which a newer version may replace."""
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, default_file_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def rename_no_clobber(src: Path | str, dst: Path | str) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
-import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +20,7 @@ import torch
 from sorter.core.classifier import Classifier
 from sorter.core.datasets import LabelledData, fingerprint, load_data, split
 from sorter.core.evaluate import Evaluation, choose_threshold, evaluate
-from sorter.fsutil import default_file_mode
+from sorter.fsutil import replace_atomically
 from sorter.model.bundle import load_bundle, save_bundle
 from sorter.train.engine import ProgressFn, TrainSettings, train
 from sorter.train_args import add_train_arguments
@@ -101,18 +101,10 @@ def fit_and_export(
         "training": facts,
     }
     report_path = path.with_suffix(".report.json")
-    _atomic_write(report_path, json.dumps(report, indent=2))
+    replace_atomically(report_path, json.dumps(report, indent=2).encode())
     if not evaluation.multi_label:
         plot_confusion(evaluation, path.with_suffix(".confusion.png"))
     return Trained(path, report_path, report, evaluation)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".sorter-part-", dir=path.parent)
-    os.chmod(tmp, default_file_mode())
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def plot_confusion(evaluation: Evaluation, path: Path) -> None:
@@ -138,10 +130,10 @@ def plot_confusion(evaluation: Evaluation, path: Path) -> None:
                 j, i, str(matrix[i, j]), ha="center", va="center", color="white" if matrix[i, j] > top / 2 else "black"
             )
     fig.tight_layout()
-    tmp = path.with_name(".sorter-part-" + path.name)
-    fig.savefig(tmp, format="png")
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
+    replace_atomically(path, png.getvalue())
 
 
 def settings_from_args(args: argparse.Namespace) -> TrainSettings:
