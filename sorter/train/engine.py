@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -135,6 +136,10 @@ def base_config(data: LabelledData, settings: TrainSettings) -> BundleConfig:
 def _num_workers() -> int:
     if sys.platform == "win32":
         return 0  # WORKAROUND: fastai DataLoader workers cannot pickle our transforms on spawn
+    if threading.current_thread() is not threading.main_thread():
+        # Training from the app runs on a worker thread of a multithreaded Qt process: forked
+        # DataLoader workers die there, and torch's SIGCHLD handler then fires in the GUI thread.
+        return 0
     return min(2, os.cpu_count() or 1)
 
 
