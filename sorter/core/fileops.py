@@ -15,6 +15,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -55,8 +56,9 @@ def numbered_name(name: str, n: int) -> str:
     return f"{stem} ({n}).{suffix}"
 
 
-def candidate_names(name: str) -> list[str]:
-    return [numbered_name(name, n) for n in range(MAX_COLLISIONS)]
+def candidate_names(name: str) -> Iterator[str]:
+    """``name``, then ``name (1)``, ... lazily: building all of them up front cost 23 ms a photo."""
+    return (numbered_name(name, n) for n in range(MAX_COLLISIONS))
 
 
 def _same_content(path: Path, size: int, sha: str) -> bool:
@@ -105,7 +107,44 @@ def _with_retry(action: object, *args: object) -> None:
             time.sleep(0.1 * (attempt + 1))
 
 
-def place(source: Path, folder: Path, name: str | None = None, *, move: bool = False) -> Placed:
+@dataclass(frozen=True)
+class Staged:
+    """A complete, synced copy of a photo under a unique temporary name, waiting for its real name.
+
+    Staging needs no coordination, so several copies can be written and synced at once; only
+    :func:`place`, which picks the final name, must run on one thread.
+    """
+
+    folder: Path
+    temporary: Path
+    sha256: str
+    size: int
+
+
+def stage(source: Path, folder: Path) -> Staged:
+    """Copy ``source`` into ``folder`` under a temporary name (hashed and synced); see :class:`Staged`.
+
+    Raises:
+        OSError: reading or writing failed; nothing partial is left behind.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp, sha, size = _copy_to_temp(source, folder)
+    return Staged(folder, tmp, sha, size)
+
+
+def discard(staged: Staged) -> None:
+    """Remove a staged copy that will not be placed."""
+    _unlink_quietly(staged.temporary)
+
+
+def place(
+    source: Path,
+    folder: Path,
+    name: str | None = None,
+    *,
+    move: bool = False,
+    staged: Staged | None = None,
+) -> Placed:
     """Copy (or move) ``source`` into ``folder``, never replacing an existing file.
 
     Args:
@@ -114,6 +153,8 @@ def place(source: Path, folder: Path, name: str | None = None, *, move: bool = F
         name: file name to use; defaults to the source's.
         move: remove the source once its copy is safely in place (or the same content is
             already there).
+        staged: a copy of ``source`` already staged in ``folder``; it is renamed into place (or
+            removed, when the same content is already there) instead of copying again.
 
     Returns:
         Where it is now and whether this call wrote it.
@@ -122,14 +163,17 @@ def place(source: Path, folder: Path, name: str | None = None, *, move: bool = F
         OSError: reading, writing or renaming failed; nothing partial is left behind.
     """
     name = name or source.name
+    if staged is not None and staged.folder != folder:
+        discard(staged)
+        raise ValueError(f"{staged.temporary} was staged for another folder than {folder}")
     folder.mkdir(parents=True, exist_ok=True)
-    if move:
+    if move and staged is None:
         fast = _try_link_move(source, folder, name)
         if fast is not None:
             return fast
-    tmp: Path | None = None
-    sha = ""
-    size = 0
+    tmp: Path | None = staged.temporary if staged else None
+    sha = staged.sha256 if staged else ""
+    size = staged.size if staged else 0
     try:
         for candidate in candidate_names(name):
             target = folder / candidate

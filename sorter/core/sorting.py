@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sorter.core.classifier import Classifier, top_k
-from sorter.core.fileops import Placed, candidate_names, place, sweep_temporaries
+from sorter.core.fileops import Placed, Staged, candidate_names, discard, place, stage, sweep_temporaries
 from sorter.core.images import Candidate, scan
 from sorter.core.journal import STATE_DIR, Journal
 from sorter.errors import DestinationError, UsageError, describe_os_error
@@ -32,6 +32,8 @@ _FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 
 
 MAX_WRITES_IN_FLIGHT = 32
+COPY_THREADS = 4
+"""Copies written and synced at once; four keep the disk busy while the CPU decodes."""
 
 
 @dataclass
@@ -197,9 +199,12 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
     elif (output / STATE_DIR).exists():
         journal = Journal.open(output, create=False, lock=False)
     run_status = "cancelled"
-    # One writer thread, as in Picard: copies overlap with inference, and two copies never race
+    # Copies are written and synced in parallel under unique temporary names (syncing is mostly
+    # waiting on the disk); one writer thread, as in Picard, then gives each its final name in
+    # input order, so two copies never race for one name and collisions number deterministically.
     # for one destination name.
     writer = ThreadPoolExecutor(1, thread_name_prefix="sorter-write")
+    copier = ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="sorter-copy")
     pending: deque[_Pending] = deque()
 
     index = 0
@@ -283,7 +288,11 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
                 yield event(c, "planned", labels=labels, confidence=confidence, top=top, destinations=planned)
                 continue
             assert journal is not None and summary.run_id is not None
-            future = writer.submit(_place_all, c.path, output, labels, move=options.move)
+            if options.move:
+                future = writer.submit(_place_all, c.path, output, labels, move=True)
+            else:
+                staged = [copier.submit(stage, c.path, output / label) for label in labels]
+                future = writer.submit(_name_all, c.path, output, labels, staged)
             pending.append(_Pending(c, pred.probs, labels, top, confidence, status, future))
             while pending and (pending[0].future.done() or len(pending) >= MAX_WRITES_IN_FLIGHT):
                 yield finish(pending.popleft())
@@ -299,6 +308,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             except Exception:  # the first error is already propagating; journal what we can
                 continue
         writer.shutdown(wait=True)
+        copier.shutdown(wait=True)
         summary.seconds = time.perf_counter() - started
         if journal is not None:
             if summary.run_id is not None:
@@ -317,6 +327,21 @@ def _place_all(source: Path, output: Path, labels: tuple[str, ...], *, move: boo
     for i, label in enumerate(labels):
         last = i == len(labels) - 1
         placed.append(place(source, output / label, move=move and last))
+    return placed
+
+
+def _name_all(source: Path, output: Path, labels: tuple[str, ...], staged: list[Future[Staged]]) -> list[Placed]:
+    """Give each staged copy its final name, in order; copies not placed are removed."""
+    placed: list[Placed] = []
+    try:
+        for label, future in zip(labels, staged, strict=True):
+            placed.append(place(source, output / label, staged=future.result()))
+    finally:
+        for future in staged[len(placed) + 1 :]:
+            try:
+                discard(future.result())
+            except OSError:
+                continue
     return placed
 
 

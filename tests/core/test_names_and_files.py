@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sorter.core.fileops import numbered_name, place
+from sorter.core.fileops import discard, numbered_name, place, stage
 from sorter.names import class_names_problem, folder_name_problem
 
 
@@ -68,3 +69,37 @@ def test_placing_many_files_of_one_name_never_overwrites(tmp_path_factory, conte
     stored = sorted(p.read_bytes() for p in dest.iterdir())
     assert stored == sorted(set(contents)), "each distinct content once, none lost"
     assert not [p for p in dest.iterdir() if p.name.startswith(".sorter-part-")]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=8))
+def test_staged_copies_named_in_order_never_overwrite(tmp_path_factory, contents: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    """Copies staged all at once (as the sort's copier threads do), then named one by one."""
+    root = tmp_path_factory.mktemp("stage")
+    dest = root / "dest"
+    sources = []
+    for i, blob in enumerate(contents):
+        src = root / f"src{i}" / "photo.jpg"
+        src.parent.mkdir()
+        src.write_bytes(blob)
+        sources.append(src)
+    staged = [stage(src, dest) for src in sources]
+    assert len({s.temporary for s in staged}) == len(staged)
+    outcomes = [place(src, dest, staged=s).outcome for src, s in zip(sources, staged, strict=True)]
+    stored = sorted(p.read_bytes() for p in dest.iterdir())
+    assert stored == sorted(set(contents))
+    assert outcomes.count("copied") == len(set(contents))
+    assert not [p for p in dest.iterdir() if p.name.startswith(".sorter-part-")]
+    assert [s.read_bytes() for s in sources] == contents
+
+
+def test_discarded_and_misdirected_stages_leave_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "photo.jpg"
+    src.write_bytes(b"jpeg")
+    kept = stage(src, tmp_path / "a")
+    discard(kept)
+    wrong = stage(src, tmp_path / "a")
+    with pytest.raises(ValueError, match="another folder"):
+        place(src, tmp_path / "b", staged=wrong)
+    assert list((tmp_path / "a").iterdir()) == []
+    assert not (tmp_path / "b").exists()
