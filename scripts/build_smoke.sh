@@ -31,6 +31,7 @@ echo "frozen CLI start (--version): $(awk "BEGIN {printf \"%.2f\", $EPOCHREALTIM
 "$PY" -m sorter sort assets/samples --out "$work/unfrozen" --device cpu --json > "$work/unfrozen.json"
 listing() { (cd "$1" && find . -type f -not -path './.sorter/*' -print0 | sort -z | xargs -0 sha256sum); }
 diff <(listing "$work/frozen") <(listing "$work/unfrozen")
+grep -q '"backend": "onnx"' "$work/frozen.json" || { echo "the frozen CLI did not use ONNX Runtime" >&2; exit 1; }
 echo "frozen and unfrozen CLI sorted the samples identically ($(listing "$work/frozen" | wc -l) files)"
 
 QT_QPA_PLATFORM=offscreen SORTER_CONFIG_DIR="$work/config" SORTER_DATA_DIR="$work/data" \

@@ -63,11 +63,13 @@ def _print_json(data: dict[str, Any]) -> None:
 def cmd_sort(args: argparse.Namespace) -> int:
     from sorter.core.classifier import Classifier
     from sorter.core.sorting import SortEvent, SortOptions, default_output, sort_folder
-    from sorter.paths import resolve_model
+    from sorter.paths import cache_dir, resolve_model
 
     source = Path(args.source)
     output = Path(args.out) if args.out else default_output(source)
-    classifier = Classifier.load(resolve_model(args.model), args.device, batch_size=args.batch_size)
+    classifier = Classifier.load(
+        resolve_model(args.model), args.device, backend=args.backend, cache_dir=cache_dir(), batch_size=args.batch_size
+    )
     options = SortOptions(source=source, output=output, move=args.move, threshold=args.threshold, dry_run=args.dry_run)
     progress = Progress(sys.stderr, enabled=not args.json and sys.stderr.isatty())
     plan_lines: list[str] = []
@@ -97,7 +99,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
             f"{verb} {summary.classified} of {summary.total} photos into {summary.output} "
             f"({summary.sorted} sorted, {summary.unsure} unsure, {summary.skipped} skipped, "
             f"{summary.failed} failed) in {summary.seconds:.1f} s "
-            f"({summary.images_per_second:.1f} photos/s on {summary.device})."
+            f"({summary.images_per_second:.1f} photos/s on {summary.device}, {summary.backend})."
         )
         for label, n in sorted(summary.per_label.items()):
             print(f"  {label}: {n}")
@@ -213,9 +215,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from sorter.core.classifier import Classifier
     from sorter.core.datasets import load_data
     from sorter.core.evaluate import evaluate
-    from sorter.paths import resolve_model
+    from sorter.paths import cache_dir, resolve_model
 
-    classifier = Classifier.load(resolve_model(args.model), args.device)
+    classifier = Classifier.load(resolve_model(args.model), args.device, backend=args.backend, cache_dir=cache_dir())
     delim = args.label_delim if args.label_delim is not None else (" " if classifier.config.multi_label else None)
     data = load_data(args.data, csv_file=Path(args.csv) if args.csv else None, label_delim=delim)
     result = evaluate(classifier, data.samples, threshold=args.threshold)
@@ -292,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: a sibling 'SOURCE (sorted)')")
     p.add_argument("--model", default="general", help="model name or .safetensors path (default: general)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="auto: ONNX Runtime on the CPU (faster), torch on a GPU",
+    )
     p.add_argument("--move", action="store_true", help="move photos instead of copying them")
     p.add_argument("--threshold", type=float, help="confidence below which photos go to _unsure")
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
@@ -327,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-delim")
     p.add_argument("--threshold", type=float, help="multi-label threshold (default: the model's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="auto: ONNX Runtime on the CPU (faster), torch on a GPU",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 

@@ -66,6 +66,11 @@ def data_dir() -> Path:
     return _platform_dir("data")
 
 
+def cache_dir() -> Path:
+    """Files Sorter can make again (exported ONNX graphs); safe to delete at any time."""
+    return data_dir() / "cache"
+
+
 def config_dir() -> Path:
     """Settings (INI)."""
     override = os.environ.get("SORTER_CONFIG_DIR")

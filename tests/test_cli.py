@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,10 +30,12 @@ def test_sort_json_then_undo(photo_folder: Path, tmp_path: Path) -> None:
         "seconds",
         "images_per_second",
         "device",
+        "backend",
         "failures",
     ):
         assert key in report
     assert report["total"] == 22 and report["failed"] == 1 and report["device"] == "cpu"
+    assert report["backend"] == "onnx"
     assert report["sorted"] + report["unsure"] == 21
     assert report["failures"][0]["path"].endswith("broken.jpg")
     assert "broken.jpg" in result.stderr
@@ -112,3 +115,18 @@ def test_import_contracts_hold() -> None:
     result = subprocess.run([str(lint)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Contracts: 3 kept, 0 broken" in result.stdout
+
+
+def test_torch_and_onnx_backends_sort_every_photo_alike(photo_folder: Path, tmp_path: Path) -> None:
+    """The same folder through both backends: the same file lands in the same folder."""
+    trees = {}
+    for backend in ("onnx", "torch"):
+        out = tmp_path / backend
+        result = sorter("sort", str(photo_folder), "--out", str(out), "--device", "cpu", "--backend", backend, "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["backend"] == backend
+        placed = [p.relative_to(out) for p in out.rglob("*") if p.is_file()]
+        trees[backend] = sorted(str(p) for p in placed if not p.parts[0].startswith("."))
+    assert len(trees["onnx"]) == 21
+    assert trees["onnx"] == trees["torch"]
+    assert list((Path(os.environ["SORTER_DATA_DIR"]) / "cache").glob("*.onnx")), "the export is cached"

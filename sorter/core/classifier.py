@@ -21,6 +21,7 @@ import torch
 
 from sorter.errors import DeviceError, UnsupportedImageError
 from sorter.model.bundle import Bundle, BundleConfig, load_bundle
+from sorter.model.pipeline import InferencePipeline
 from sorter.model.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class Prediction(Generic[T]):
     error: str | None = None
 
 
+BACKENDS = ("auto", "torch", "onnx")
+
+
 class Classifier:
     """A loaded bundle on a device, ready to classify.
 
@@ -61,6 +65,9 @@ class Classifier:
         device: where the network runs (see :func:`resolve_device`).
         batch_size: photos per forward pass.
         decode_threads: photos decoded at once; defaults to the number of CPU cores.
+        backend: ``torch``; ``onnx`` (ONNX Runtime, CPU only, about 1.8x faster on a CPU); or
+            ``auto``: ONNX Runtime on the CPU when it is installed, torch otherwise (logged).
+        cache_dir: where exported ONNX graphs are kept between runs; None exports each time.
     """
 
     def __init__(
@@ -70,6 +77,8 @@ class Classifier:
         *,
         batch_size: int = 16,
         decode_threads: int | None = None,
+        backend: str = "auto",
+        cache_dir: Path | None = None,
     ) -> None:
         self.bundle = bundle
         self.config: BundleConfig = bundle.config
@@ -77,24 +86,47 @@ class Classifier:
         self.batch_size = max(1, batch_size)
         self.decode_threads = max(1, decode_threads or os.cpu_count() or 1)
         self.preprocess = Preprocessor(self.config)
-        self._half = device.type == "cuda"
-        model = bundle.build_model().to(device)
-        model = model.to(memory_format=torch.channels_last)
-        if self._half:
-            model = model.half()
-        self.model = model.eval()
-        dtype = torch.float16 if self._half else torch.float32
-        self._mean = torch.tensor(self.config.mean, device=device, dtype=dtype).view(1, 3, 1, 1) * 255
-        self._std = torch.tensor(self.config.std, device=device, dtype=dtype).view(1, 3, 1, 1) * 255
-        self._group: torch.Tensor | None = None
-        if self.config.grouping is not None:
-            group = torch.zeros(self.config.num_outputs, len(self.config.classes))
-            group[torch.arange(self.config.num_outputs), torch.tensor(self.config.grouping.group_of)] = 1
-            self._group = group.to(device)
+        self.pipeline = InferencePipeline(bundle.build_model(), self.config).eval()
+        self.backend = self._choose_backend(backend)
+        self._engine: Callable[[np.ndarray], np.ndarray] = self._torch_engine
+        if self.backend == "onnx":
+            from sorter.core import onnx_backend
+
+            threads = torch.get_num_threads()
+            self._engine = onnx_backend.load_engine(bundle, self.pipeline, threads=threads, cache_dir=cache_dir)
+        self.pipeline = self.pipeline.to(device)
+        self.pipeline.net.to(memory_format=torch.channels_last)
+        if device.type == "cuda":
+            self.pipeline.net.half()
+
+    def _choose_backend(self, backend: str) -> str:
+        if backend not in BACKENDS:
+            raise DeviceError(f"Unknown backend '{backend}': choose {', '.join(BACKENDS)}.")
+        if backend == "torch" or (backend == "auto" and self.device.type != "cpu"):
+            return "torch"
+        if self.device.type != "cpu":
+            raise DeviceError("The ONNX Runtime backend runs on the CPU only: choose --device cpu or --backend torch.")
+        from sorter.core.onnx_backend import available
+
+        missing = available()
+        if missing is None:
+            return "onnx"
+        if backend == "onnx":
+            raise DeviceError(f"The ONNX Runtime backend cannot run: {missing}.")
+        log.warning("sorting with torch on the CPU: %s", missing)
+        return "torch"
 
     @classmethod
-    def load(cls, path: Path | str, device: str = "auto", **kwargs: int) -> Classifier:
-        return cls(load_bundle(path), resolve_device(device), **kwargs)
+    def load(
+        cls,
+        path: Path | str,
+        device: str = "auto",
+        *,
+        backend: str = "auto",
+        cache_dir: Path | None = None,
+        **kwargs: int,
+    ) -> Classifier:
+        return cls(load_bundle(path), resolve_device(device), backend=backend, cache_dir=cache_dir, **kwargs)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -104,28 +136,32 @@ class Classifier:
     def name(self) -> str:
         return self.bundle.name
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """The torch network, on :attr:`device` (Grad-CAM needs its gradients)."""
+        return self.pipeline.net
+
     def predict_arrays(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities (N, classes) for decoded ``H×W×3`` uint8 arrays."""
-        batch = torch.from_numpy(np.stack(arrays))
+        return self._engine(np.stack(arrays))
+
+    def _torch_engine(self, photos: np.ndarray) -> np.ndarray:
+        batch = torch.from_numpy(photos)
         if self.device.type == "cuda":
             batch = batch.pin_memory().to(self.device, non_blocking=True)
-        # NHWC uint8 → NCHW view: already channels_last in memory, no copy.
-        x = self.normalise(batch.permute(0, 3, 1, 2))
         with torch.inference_mode():
-            probs = self.probabilities(self.model(x).float())
-        return probs.cpu().numpy()
+            probs = self.pipeline(batch)
+        out: np.ndarray = probs.cpu().numpy()
+        return out
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 NCHW on the device → the network's input, with the bundle's mean and std."""
-        return (x.to(self._mean.dtype) - self._mean) / self._std
+        return self.pipeline.normalise(x)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Per-class probabilities: sigmoid (multi-label) or softmax, summed into folders when
         the bundle groups its outputs."""
-        if self.config.multi_label:
-            return torch.sigmoid(logits)
-        probs = torch.softmax(logits, dim=1)
-        return probs @ self._group if self._group is not None else probs
+        return self.pipeline.probabilities(logits)
 
     def classify(self, items: Iterable[T], path_of: Callable[[T], Path]) -> Iterator[Prediction[T]]:
         """Yield one prediction per item, in input order, decoding ahead in a thread pool.

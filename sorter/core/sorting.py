@@ -91,6 +91,7 @@ class SortSummary:
     device: str
     model: str
     dry_run: bool
+    backend: str = "torch"
     total: int = 0
     sorted: int = 0
     unsure: int = 0
@@ -138,6 +139,7 @@ class SortSummary:
             "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images_per_second, 2),
             "device": self.device,
+            "backend": self.backend,
             "failures": [{"path": str(p), "reason": r} for p, r in self.failures],
         }
 
@@ -191,6 +193,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
         device=str(classifier.device),
         model=classifier.name,
         dry_run=options.dry_run,
+        backend=classifier.backend,
     )
     started = time.perf_counter()
     journal: Journal | None = None

@@ -22,7 +22,13 @@ def build_window(app: QApplication) -> MainWindow:
     settings = config.load(qs)
     pool = QThreadPool(app)
     pool.setMaxThreadCount(max(2, QThreadPool.globalInstance().maxThreadCount()))
-    window = MainWindow(settings, pool, corrections_db=paths.corrections_db(), model_dirs=paths.model_search_dirs())
+    window = MainWindow(
+        settings,
+        pool,
+        corrections_db=paths.corrections_db(),
+        model_dirs=paths.model_search_dirs(),
+        cache_dir=paths.cache_dir(),
+    )
     app.aboutToQuit.connect(lambda: config.save(qs, window.settings))
     return window
 

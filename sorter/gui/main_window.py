@@ -120,6 +120,7 @@ class MainWindow(QMainWindow):
         pool: thread pool for sorting, model loading and thumbnails.
         corrections_db: where the review dialog logs corrections.
         model_dirs: folders searched for model bundles, user folder first.
+        cache_dir: where exported ONNX graphs are kept; None exports one each time a model loads.
 
     Signals:
         run_finished(object): a folder finished sorting (its SortSummary).
@@ -136,9 +137,11 @@ class MainWindow(QMainWindow):
         *,
         corrections_db: Path,
         model_dirs: list[Path],
+        cache_dir: Path | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        self.cache_dir = cache_dir
         self.settings = settings
         self.pool = pool
         self.corrections_db = corrections_db
@@ -412,7 +415,7 @@ class MainWindow(QMainWindow):
         key = (str(model), device)
         with self._lock:
             if key not in self._classifiers:
-                self._classifiers[key] = Classifier.load(model, device)
+                self._classifiers[key] = Classifier.load(model, device, cache_dir=self.cache_dir)
             return self._classifiers[key]
 
     def cancel(self) -> None:

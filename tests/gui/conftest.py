@@ -35,6 +35,7 @@ def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
         pool,
         corrections_db=tmp_path / "data" / "corrections.sqlite",
         model_dirs=[REPO / "models"],
+        cache_dir=tmp_path / "cache",
     )
     qtbot.add_widget(win)
     with qtbot.waitSignal(win.models_ready, timeout=120_000):
