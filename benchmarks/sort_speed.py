@@ -5,14 +5,16 @@ Prints one table from one run (ratios are what to compare; machines are noisy):
 * ``seeds' loop``: fastai ``Learner.predict`` on one photo at a time (what the notebooks did after
   ``load_learner``; the same network, so only the loop differs);
 * ``decode only``: Sorter's decoder (JPEG draft decoding, thread pool) with no network;
-* ``model only``: the network on already-decoded batches;
-* ``Sorter end to end``: ``sort_folder`` in copy mode, copying and journaling included.
+* ``model only``: the network on already-decoded batches, for each backend (torch and ONNX Runtime);
+* ``Sorter end to end``: ``sort_folder`` in copy mode, copying and journaling included, per backend.
+
+Each rate is the median of ``--repeat`` runs over the same photos (the seeds' loop runs once).
 
 The bound is what decode and model allow together: on a CPU they share the cores, so
 ``1 / (1/decode + 1/model)``; with perfect overlap on separate resources it would be
 ``min(decode, model)``.
 
-Run: ``python benchmarks/sort_speed.py [--photos DIR] [--count 40] [--scale]``
+Run: ``python benchmarks/sort_speed.py [--photos DIR] [--count 40] [--repeat 3] [--scale]``
 (``--scale`` adds 1,000- and 10,000-photo runs of small images for time and peak memory.)
 """
 
@@ -21,10 +23,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -107,10 +111,14 @@ def model_only(classifier: Classifier, paths: list[Path]) -> float:
     return rate(len(arrays), time.perf_counter() - started)
 
 
-def end_to_end(classifier: Classifier, source: Path) -> tuple[float, int]:
+def end_to_end(classifier: Classifier, source: Path) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         summary = drive(sort_folder(SortOptions(source, Path(tmp) / "out"), classifier), lambda e: None)
-    return rate(summary.classified, summary.seconds), summary.classified
+    return rate(summary.classified, summary.seconds)
+
+
+def median_of(repeat: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(repeat))
 
 
 def scale_run(count: int) -> tuple[float, float]:
@@ -130,7 +138,10 @@ def scale_run(count: int) -> tuple[float, float]:
             f"rc = main(['sort', {str(src)!r}, '--out', {tmp + '/out'!r}, '--device', 'cpu'])\n"
             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
         )
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+        env = {**os.environ, "SORTER_DATA_DIR": tmp + "/data"}  # a first run: the ONNX export included
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
     seconds, peak = out.stdout.strip().splitlines()[-1].split()
     return float(seconds), float(peak)
 
@@ -140,37 +151,47 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, help="folder of photos (default: 12 MP JPEGs made from furniture7)")
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per rate; the median is printed")
     parser.add_argument("--scale", action="store_true")
     parser.add_argument("--skip-seeds", action="store_true", help="skip the slow fastai loop")
     args = parser.parse_args()
     source = args.photos or large_photos(args.count)
     paths = [c.path for c in scan(source) if c.problem is None]
-    classifier = Classifier.load(MODEL, "cpu", batch_size=args.batch_size)
+    cache = Path(tempfile.mkdtemp(prefix="sorter-bench-cache-"))
+    backends = {
+        name: Classifier.load(MODEL, "cpu", backend=name, cache_dir=cache, batch_size=args.batch_size)
+        for name in ("onnx", "torch")
+    }
+    onnx = backends["onnx"]
     print(
         f"{len(paths)} photos from {source}; torch threads {torch.get_num_threads()}, "
-        f"decode threads {classifier.decode_threads}, batch {classifier.batch_size}, cores {os.cpu_count()}"
+        f"decode threads {onnx.decode_threads}, batch {onnx.batch_size}, cores {os.cpu_count()}, "
+        f"median of {args.repeat}"
     )
 
-    decode = decode_only(classifier, paths)
-    model = model_only(classifier, paths)
-    sorter, _ = end_to_end(classifier, source)
-    seeds = float("nan") if args.skip_seeds else seeds_loop(classifier, paths)
-    serial_bound = 1 / (1 / decode + 1 / model)
-    overlap_bound = min(decode, model)
-    rows = [
-        ("seeds' loop (fastai predict, 1 at a time)", seeds),
-        ("decode only", decode),
-        ("model only", model),
-        ("bound, shared cores: 1/(1/decode+1/model)", serial_bound),
-        ("bound, perfect overlap: min(decode, model)", overlap_bound),
-        ("Sorter end to end (copy mode)", sorter),
-    ]
-    print(f"{'':<46}{'photos/s':>10}")
-    for name, value in rows:
-        print(f"{name:<46}{value:>10.1f}")
-    print(f"{'Sorter / seeds':<46}{sorter / seeds:>10.2f}x")
-    print(f"{'Sorter / shared-cores bound':<46}{sorter / serial_bound:>10.0%}")
-    print(f"{'Sorter / perfect-overlap bound':<46}{sorter / overlap_bound:>10.0%}")
+    decode = median_of(args.repeat, lambda: decode_only(onnx, paths))
+    rows: list[tuple[str, float]] = [("decode only", decode)]
+    results = {}
+    for name, classifier in backends.items():
+        model = median_of(args.repeat, lambda c=classifier: model_only(c, paths))  # type: ignore[misc]
+        sorter = median_of(args.repeat, lambda c=classifier: end_to_end(c, source))  # type: ignore[misc]
+        bound = 1 / (1 / decode + 1 / model)
+        results[name] = (sorter, bound, min(decode, model))
+        rows += [
+            (f"[{name}] model only", model),
+            (f"[{name}] bound, shared cores: 1/(1/decode+1/model)", bound),
+            (f"[{name}] Sorter end to end (copy mode)", sorter),
+        ]
+    seeds = float("nan") if args.skip_seeds else seeds_loop(onnx, paths)
+    rows.insert(0, ("seeds' loop (fastai predict, 1 at a time)", seeds))
+    print(f"{'':<54}{'photos/s':>10}")
+    for label, value in rows:
+        print(f"{label:<54}{value:>10.1f}")
+    for name, (sorter, bound, overlap) in results.items():
+        print(f"{f'[{name}] Sorter / seeds':<54}{sorter / seeds:>10.2f}x")
+        print(f"{f'[{name}] Sorter / shared-cores bound':<54}{sorter / bound:>10.0%}")
+        print(f"{f'[{name}] Sorter / perfect-overlap bound':<54}{sorter / overlap:>10.0%}")
+    shutil.rmtree(cache, ignore_errors=True)
     if args.scale:
         print(f"\n{'photos':>8}{'seconds':>10}{'s/1000':>9}{'peak MB':>9}")
         for count in (1000, 10000):
