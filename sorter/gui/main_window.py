@@ -150,6 +150,7 @@ class MainWindow(QMainWindow):
         self.worker: GeneratorWorker | None = None
         self.last_summary: SortSummary | None = None
         self._classifiers: dict[tuple[str, str], Classifier] = {}
+        self._models_ready = False
         self._lock = threading.Lock()
         self._started = 0.0
         self._items: dict[str, QTreeWidgetItem] = {}
@@ -319,7 +320,10 @@ class MainWindow(QMainWindow):
             if self.device_combo.currentIndex() == 2:
                 self.device_combo.setCurrentIndex(0)
         self.statusBar().showMessage("GPU (CUDA) available." if has_cuda else "No GPU found: sorting on the CPU.")
+        self._models_ready = True
         self.models_ready.emit()
+        if self.queue and self.worker is None:
+            self.start()
 
     def _model_chosen(self, index: int) -> None:
         if self.model_combo.itemData(index) is None and self.model_combo.itemText(index) == OPEN_MODEL:
@@ -366,8 +370,12 @@ class MainWindow(QMainWindow):
                 return
             self.queue.append(Path(text))
         model = self.model_path()
+        if model is None and not self._models_ready:
+            # A folder dropped during start-up waits for the models instead of being refused.
+            self.status.setText(f"Loading the models; {self.queue[0].name} will start as soon as they are ready…")
+            return
         if model is None:
-            messages.show_error(self, "The models are still loading; try again in a moment.")
+            messages.show_error(self, "No model is available: open a Sorter model (.safetensors) first.")
             self.queue.clear()
             return
         source = self.queue.pop(0)

@@ -99,3 +99,32 @@ def test_recent_folders_are_offered(qtbot, window, photo_folder: Path, tmp_path:
     assert [a.text() for a in actions] == [str(photo_folder)]
     actions[0].trigger()
     assert window.source_edit.text() == str(photo_folder)
+
+
+def test_a_folder_dropped_while_models_load_waits_then_sorts(qtbot, photo_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Start-up takes seconds (torch and timm import); a drop in that time is kept, not refused."""
+    from PySide6.QtCore import QThreadPool
+
+    from sorter.gui.main_window import MainWindow
+    from sorter.settings import Settings
+    from tests.conftest import REPO
+
+    pool = QThreadPool()
+    win = MainWindow(
+        Settings(device="cpu"),
+        pool,
+        corrections_db=tmp_path / "corrections.sqlite",
+        model_dirs=[REPO / "models"],
+        cache_dir=tmp_path / "cache",
+    )
+    qtbot.add_widget(win)
+    win.show()
+    win.output_edit.setText(str(tmp_path / "out"))
+    assert win.model_path() is None, "the models are still loading"
+    win.enqueue([photo_folder])
+    assert "start as soon as" in win.status.text()
+    with qtbot.waitSignal(win.run_finished, timeout=180_000) as blocker:
+        pass
+    assert blocker.args[0].classified == 21
+    assert content_counts(tmp_path / "out") == content_counts(photo_folder)
+    pool.waitForDone(60_000)
