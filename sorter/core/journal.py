@@ -7,6 +7,7 @@ killed in between is harmless because the next run finds the same content alread
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sqlite3
@@ -166,13 +167,33 @@ class Journal:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One atomic write; SQLite's failures (a full disk, most often) become one sentence."""
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: sqlite3.Error) -> DestinationError:
+        text = str(exc)
+        if "full" in text:
+            reason = "the disk is full"
+        elif "readonly" in text or "read-only" in text:
+            reason = "the folder is read-only"
+        else:
+            reason = text
+        return DestinationError(
+            f"The journal in '{self.output}' cannot be written: {reason}. "
+            "Photos already sorted are safe; free space or fix the folder, then run again."
+        )
 
     # -- runs ---------------------------------------------------------------------------------
     def start_run(self, source: Path, mode: str, model: str, device: str) -> int:

@@ -8,6 +8,7 @@ journaled as cancelled and the same call later resumes it.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import time
 from collections import Counter, deque
@@ -31,6 +32,7 @@ Status = Literal["sorted", "unsure", "skipped", "failed", "planned"]
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 
 
+log = logging.getLogger(__name__)
 MAX_WRITES_IN_FLIGHT = 32
 COPY_THREADS = 4
 """Copies written and synced at once; four keep the disk busy while the CPU decodes."""
@@ -314,9 +316,15 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
         copier.shutdown(wait=True)
         summary.seconds = time.perf_counter() - started
         if journal is not None:
-            if summary.run_id is not None:
-                journal.finish_run(summary.run_id, run_status)
-            journal.close()
+            try:
+                if summary.run_id is not None:
+                    journal.finish_run(summary.run_id, run_status)
+            except DestinationError:
+                if run_status == "finished":
+                    raise  # every photo is placed, but the user must hear that the journal failed
+                log.warning("could not mark the interrupted run in the journal", exc_info=True)
+            finally:
+                journal.close()
     return summary
 
 
