@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
-from sorter.errors import DeviceError, UnsupportedImageError
+from sorter.errors import DeviceError, ModelLoadError, UnsupportedImageError
 from sorter.model.bundle import Bundle, BundleConfig, load_bundle
 from sorter.model.pipeline import InferencePipeline
 from sorter.model.preprocess import Preprocessor
@@ -93,7 +93,15 @@ class Classifier:
             from sorter.core import onnx_backend
 
             threads = torch.get_num_threads()
-            self._engine = onnx_backend.load_engine(bundle, self.pipeline, threads=threads, cache_dir=cache_dir)
+            try:
+                self._engine = onnx_backend.load_engine(bundle, self.pipeline, threads=threads, cache_dir=cache_dir)
+            except ModelLoadError as exc:
+                if backend == "onnx":
+                    raise
+                # auto: an architecture the exporter cannot handle still sorts, with torch, and the
+                # summary says so.
+                log.warning("sorting with torch on the CPU: %s", exc)
+                self.backend = "torch"
         self.pipeline = self.pipeline.to(device)
         self.pipeline.net.to(memory_format=torch.channels_last)
         if device.type == "cuda":

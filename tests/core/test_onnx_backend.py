@@ -12,7 +12,7 @@ import torch
 
 from sorter.core import onnx_backend
 from sorter.core.classifier import Classifier
-from sorter.errors import DeviceError
+from sorter.errors import DeviceError, ModelLoadError
 from sorter.model.architecture import SorterNet
 from sorter.model.bundle import BundleConfig, load_bundle, save_bundle
 from tests.conftest import GENERAL_MODEL, SAMPLES, pick_photos
@@ -138,4 +138,22 @@ def test_without_onnxruntime_auto_says_so_and_onnx_refuses(
     assert auto.backend == "torch"
     assert "onnxruntime is not installed" in caplog.text
     with pytest.raises(DeviceError, match="onnxruntime is not installed"):
+        Classifier(bundle, torch.device("cpu"), backend="onnx")
+
+
+def test_a_graph_that_cannot_be_exported_falls_back_to_torch_only_under_auto(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def failing_export(*args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("Exporting the operator 'aten::exotic' is not supported")
+
+    monkeypatch.setattr(onnx_backend, "export", failing_export)
+    bundle = load_bundle(GENERAL_MODEL)
+    with caplog.at_level(logging.WARNING, logger="sorter.core.classifier"):
+        auto = Classifier(bundle, torch.device("cpu"))
+    assert auto.backend == "torch"
+    assert "cannot be exported to ONNX" in caplog.text and "aten::exotic" in caplog.text
+    (pred,) = list(auto.classify([SAMPLES / "chelsea.jpg"], lambda p: p))
+    assert pred.probs is not None and auto.classes[int(pred.probs.argmax())] == "Animals"
+    with pytest.raises(ModelLoadError, match="cannot be exported to ONNX"):
         Classifier(bundle, torch.device("cpu"), backend="onnx")
