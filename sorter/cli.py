@@ -283,6 +283,17 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
+    """Where and with what the network runs, for the commands that classify photos."""
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="auto: ONNX Runtime on the CPU (faster), torch on a GPU",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sorter", description="Sort a folder of photos into per-category folders.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -293,13 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="folder of photos (searched recursively)")
     p.add_argument("--out", help="output folder (default: a sibling 'SOURCE (sorted)')")
     p.add_argument("--model", default="general", help="model name or .safetensors path (default: general)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument(
-        "--backend",
-        choices=("auto", "torch", "onnx"),
-        default="auto",
-        help="auto: ONNX Runtime on the CPU (faster), torch on a GPU",
-    )
+    _add_inference_arguments(p)
     p.add_argument("--move", action="store_true", help="move photos instead of copying them")
     p.add_argument("--threshold", type=float, help="confidence below which photos go to _unsure")
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
@@ -334,13 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv")
     p.add_argument("--label-delim")
     p.add_argument("--threshold", type=float, help="multi-label threshold (default: the model's)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument(
-        "--backend",
-        choices=("auto", "torch", "onnx"),
-        default="auto",
-        help="auto: ONNX Runtime on the CPU (faster), torch on a GPU",
-    )
+    _add_inference_arguments(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 

@@ -25,11 +25,20 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+OBEYING_PERMISSIONS: list[str] = (
+    [str(SETPRIV), "--bounding-set", "-dac_override,-dac_read_search", "--"] if IS_ROOT else []
+)
+"""Command prefix under which even root is refused what file permissions refuse."""
+
+
 def sorter_obeying_permissions(*args: str) -> subprocess.CompletedProcess[str]:
-    prefix = [SETPRIV, "--bounding-set", "-dac_override,-dac_read_search", "--"] if IS_ROOT else []
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "sorter", *args], cwd=REPO, capture_output=True, text=True, timeout=300
-    )  # type: ignore[list-item]
+        [*OBEYING_PERMISSIONS, sys.executable, "-m", "sorter", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_permission_check_is_real(tmp_path: Path) -> None:
@@ -37,8 +46,9 @@ def test_the_permission_check_is_real(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("x")
     secret.chmod(0)
-    prefix = [SETPRIV, "--bounding-set", "-dac_override,-dac_read_search", "--"] if IS_ROOT else []
-    probe = subprocess.run([*prefix, sys.executable, "-c", f"open({str(secret)!r}).read()"], capture_output=True)  # type: ignore[list-item]
+    probe = subprocess.run(
+        [*OBEYING_PERMISSIONS, sys.executable, "-c", f"open({str(secret)!r}).read()"], capture_output=True
+    )
     assert probe.returncode != 0 and b"Permission denied" in probe.stderr
 
 
