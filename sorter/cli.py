@@ -196,9 +196,10 @@ def _train_progress(enabled: bool) -> Callable[[Any], None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from sorter.paths import feature_cache
     from sorter.train.train import main as train_main
 
-    trained = train_main(args, progress=_train_progress(not args.json))
+    trained = train_main(args, progress=_train_progress(not args.json), feature_cache=feature_cache())
     summary = {k: v for k, v in trained.report.items() if k != "valid_files"}
     if args.json:
         _print_json(summary)
@@ -243,22 +244,74 @@ def _output_of(photo: Path) -> Path:
 
 
 def cmd_correct(args: argparse.Namespace) -> int:
-    from sorter.core.corrections import CorrectionStore, correct
+    from sorter.core.corrections import CORRECTION, CorrectionStore, correct
     from sorter.paths import corrections_db
 
     photo = Path(args.photo)
     with CorrectionStore(corrections_db()) as store:
         done = correct(_output_of(photo), photo, args.label, store)
-        count = len(store)
+        count = store.count(CORRECTION)
     print(f"Moved to {done.path}; {count} corrections are saved for retraining.")
     return EXIT_OK
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from sorter.core.corrections import CONFIRMATION, CorrectionStore, confirm
+    from sorter.paths import corrections_db
+
+    with CorrectionStore(corrections_db()) as store:
+        for photo in args.photos:
+            path = Path(photo)
+            confirm(_output_of(path), path, store)
+        count = store.count(CONFIRMATION)
+    print(f"Confirmed {len(args.photos)} photo(s); {count} confirmations are saved for retraining.")
+    return EXIT_OK
+
+
+def cmd_resort(args: argparse.Namespace) -> int:
+    from sorter.core.corrections import CorrectionStore
+    from sorter.core.journal import Journal
+    from sorter.core.rescore import resort
+    from sorter.model.bundle import load_bundle
+    from sorter.paths import corrections_db, resolve_model
+
+    output = Path(args.output).expanduser().resolve()
+    model = args.model
+    if model is None:
+        with Journal.open(output, create=False, lock=False) as journal:
+            runs = [r for r in journal.runs() if r.mode != "resort" and r.status != "undone"]
+        if not runs:
+            from sorter.errors import UsageError
+
+            raise UsageError(f"Nothing was sorted in '{output}'.")
+        model = runs[-1].model
+    bundle = load_bundle(resolve_model(model))
+    with CorrectionStore(corrections_db()) as store:
+        report = resort(output, bundle, store, threshold=args.threshold)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        for old, new in report.moved:
+            print(f"{old.relative_to(output)}  ->  {new.relative_to(output)}")
+        print(
+            f"Re-sorted with {bundle.name}: moved {len(report.moved)}, unchanged {report.unchanged}, "
+            f"kept {report.reviewed} reviewed photos where you put them."
+        )
+        if report.without_features:
+            print(
+                f"{report.without_features} photos have no stored features for this model and were left alone.",
+                file=sys.stderr,
+            )
+    for path, reason in report.failed:
+        print(f"failed: {path}: {reason}", file=sys.stderr)
+    return EXIT_PARTIAL if report.failed else EXIT_OK
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     from sorter.core.classifier import resolve_device
     from sorter.core.corrections import CorrectionStore
     from sorter.core.datasets import load_data
-    from sorter.paths import corrections_db, resolve_model
+    from sorter.paths import corrections_db, feature_cache, resolve_model
     from sorter.train.retrain import retrain
 
     data = load_data(args.data) if args.data else None
@@ -270,14 +323,21 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             data=data,
             device=str(resolve_device(args.device)),
             progress=_train_progress(not args.json),
+            feature_cache=feature_cache(),
         )
     if args.json:
         _print_json(result.to_json())
     else:
         same = "same" if result.same_validation else "CHANGED (data differs from the old training)"
-        print(f"Wrote {result.new_path} from {result.corrections} corrections; old model kept at {result.old_path}.")
+        print(
+            f"Wrote {result.new_path} from {result.corrections} corrections and {result.confirmations} "
+            f"confirmations in {result.seconds:.0f} s; old model kept at {result.old_path}."
+        )
         print(f"Validation photos ({same}): old {result.old_valid_accuracy:.1%} -> new {result.new_valid_accuracy:.1%}")
-        print(f"Corrected photos: old {result.old_corrected_accuracy:.1%} -> new {result.new_corrected_accuracy:.1%}")
+        print(
+            f"Corrected photos: old {result.old_corrected_accuracy:.1%} -> new {result.new_corrected_accuracy:.1%} "
+            "(new: its head alone, since its memory holds them)"
+        )
         if result.new_classes:
             print(f"New classes: {', '.join(result.new_classes)}")
     return EXIT_OK
@@ -347,6 +407,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("photo", help="a photo inside a sorted folder, e.g. OUT/chair/x.jpg")
     p.add_argument("label", help="the right category (a new one is allowed)")
     p.set_defaults(func=cmd_correct)
+
+    p = sub.add_parser("confirm", help="mark sorted photos as rightly sorted (teaches like a correction)")
+    p.add_argument("photos", nargs="+", help="photos inside a sorted folder, e.g. OUT/chair/x.jpg")
+    p.set_defaults(func=cmd_confirm)
+
+    p = sub.add_parser("resort", help="re-sort the photos you did not review, using your corrections")
+    p.add_argument("output", help="a folder Sorter sorted into")
+    p.add_argument("--model", help="model name or path (default: the one that sorted the folder)")
+    p.add_argument("--threshold", type=float, help="confidence below which photos go to _unsure")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_resort)
 
     p = sub.add_parser("retrain", help="train a new version of a model with your corrections")
     p.add_argument("model")

@@ -66,9 +66,17 @@ def data_dir() -> Path:
     return _platform_dir("data")
 
 
+FEATURE_CACHE_NAME = "features.sqlite"
+
+
 def cache_dir() -> Path:
     """Files Sorter can make again (exported ONNX graphs); safe to delete at any time."""
     return data_dir() / "cache"
+
+
+def feature_cache() -> Path:
+    """Body features of training photos, so a retrain never decodes an unchanged photo again."""
+    return cache_dir() / FEATURE_CACHE_NAME
 
 
 def config_dir() -> Path:

@@ -52,6 +52,8 @@ class Prediction(Generic[T]):
     item: T
     probs: np.ndarray | None
     error: str | None = None
+    features: np.ndarray | None = None
+    """Pooled body features (what re-scoring and the exemplar memory compare)."""
 
 
 BACKENDS = ("auto", "torch", "onnx")
@@ -86,9 +88,9 @@ class Classifier:
         self.batch_size = max(1, batch_size)
         self.decode_threads = max(1, decode_threads or os.cpu_count() or 1)
         self.preprocess = Preprocessor(self.config)
-        self.pipeline = InferencePipeline(bundle.build_model(), self.config).eval()
+        self.pipeline = InferencePipeline(bundle.build_model(), self.config, bundle.memory).eval()
         self.backend = self._choose_backend(backend)
-        self._engine: Callable[[np.ndarray], np.ndarray] = self._torch_engine
+        self._engine: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] = self._torch_engine
         if self.backend == "onnx":
             from sorter.core import onnx_backend
 
@@ -151,16 +153,24 @@ class Classifier:
 
     def predict_arrays(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities (N, classes) for decoded ``H×W×3`` uint8 arrays."""
+        return self._engine(np.stack(arrays))[0]
+
+    def predict_with_features(self, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (N, classes) and pooled body features (N, D)."""
         return self._engine(np.stack(arrays))
 
-    def _torch_engine(self, photos: np.ndarray) -> np.ndarray:
+    @property
+    def feature_recipe(self) -> str:
+        """Identifies the features this network makes: same recipe, comparable vectors."""
+        return self.bundle.feature_recipe
+
+    def _torch_engine(self, photos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         batch = torch.from_numpy(photos)
         if self.device.type == "cuda":
             batch = batch.pin_memory().to(self.device, non_blocking=True)
         with torch.inference_mode():
-            probs = self.pipeline(batch)
-        out: np.ndarray = probs.cpu().numpy()
-        return out
+            probs, features = self.pipeline(batch)
+        return probs.cpu().numpy(), features.cpu().numpy()
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 NCHW on the device → the network's input, with the bundle's mean and std."""
@@ -208,12 +218,18 @@ class Classifier:
 
     def _flush(self, pending: list[tuple[T, np.ndarray | None, str | None]]) -> Iterator[Prediction[T]]:
         arrays = [arr for _, arr, _ in pending if arr is not None]
-        probs = iter(self.predict_arrays(arrays)) if arrays else iter(())
+        if not arrays:
+            for item, _, error in pending:
+                yield Prediction(item, None, error)
+            return
+        probs, features = self.predict_with_features(arrays)
+        rows = iter(range(len(arrays)))
         for item, arr, error in pending:
             if arr is None:
                 yield Prediction(item, None, error)
             else:
-                yield Prediction(item, next(probs))
+                row = next(rows)
+                yield Prediction(item, probs[row], features=features[row])
 
 
 def top_k(probs: np.ndarray, classes: Sequence[str], k: int = 3) -> list[tuple[str, float]]:

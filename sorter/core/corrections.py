@@ -1,8 +1,10 @@
-"""What the user taught Sorter: each correction with its own copy of the photo, for retraining.
+"""What the user taught Sorter: corrections and confirmations, each with its own copy of the photo.
 
 The store keeps a copy because retraining must not depend on the user's folders still existing.
 :func:`correct` is the one call the CLI and the review dialog both use: it moves the sorted copy
-into the right folder, keeps the journal pointing at it, and logs the correction.
+into the right folder, keeps the journal pointing at it, and logs the correction. :func:`confirm`
+records that a photo's folder is right: a confirmed photo teaches as much as a corrected one, and
+is never moved again by a re-sort.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ CREATE TABLE IF NOT EXISTS corrections (
     created TEXT NOT NULL
 );
 """
+CORRECTION, CONFIRMATION = "correction", "confirmation"
+_COLUMNS = (
+    "id, sha256, stored, original, sorted_path, previous_path, predicted, confidence, corrected, model, created, kind"
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,12 @@ class Correction:
     corrected: str
     model: str
     created: str
+    kind: str = CORRECTION
+    """``correction`` (the label was changed) or ``confirmation`` (the label was accepted)."""
+
+    @property
+    def label(self) -> str:
+        return self.corrected
 
 
 class CorrectionStore:
@@ -61,6 +73,9 @@ class CorrectionStore:
             self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(corrections)")}
+            if "kind" not in columns:  # a store written before confirmations existed
+                self._db.execute(f"ALTER TABLE corrections ADD COLUMN kind TEXT NOT NULL DEFAULT '{CORRECTION}'")
         except (OSError, sqlite3.Error) as exc:
             reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
             raise SorterError(f"The corrections store '{db_path}' cannot be opened: {reason}") from exc
@@ -84,13 +99,14 @@ class CorrectionStore:
         confidence: float,
         corrected: str,
         model: str,
+        kind: str = CORRECTION,
     ) -> Correction:
         sha = sha256_of(image)
         stored = place(image, self.images / sha[:2], f"{sha}{image.suffix.lower()}").destination
         created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         cur = self._db.execute(
             "INSERT INTO corrections(sha256, stored, original, sorted_path, previous_path, predicted,"
-            " confidence, corrected, model, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            " confidence, corrected, model, created, kind) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 sha,
                 str(stored),
@@ -102,19 +118,28 @@ class CorrectionStore:
                 corrected,
                 model,
                 created,
+                kind,
             ),
         )
         return self._get(int(cur.lastrowid or 0))
 
     def _get(self, cid: int) -> Correction:
-        row = self._db.execute("SELECT * FROM corrections WHERE id=?", (cid,)).fetchone()
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM corrections WHERE id=?", (cid,)).fetchone()
         return _row(row)
 
     def all(self) -> list[Correction]:
-        return [_row(r) for r in self._db.execute("SELECT * FROM corrections ORDER BY id")]
+        return [_row(r) for r in self._db.execute(f"SELECT {_COLUMNS} FROM corrections ORDER BY id")]
+
+    def reviewed_paths(self) -> set[Path]:
+        """Where the user's reviewed photos lie in sorted folders: a re-sort never moves these."""
+        return {c.sorted_path for c in self.latest_per_photo()}
+
+    def count(self, kind: str) -> int:
+        return sum(1 for c in self.latest_per_photo() if c.kind == kind)
 
     def latest_per_photo(self) -> list[Correction]:
-        """The last word on each photo (a photo corrected twice counts once, as last corrected)."""
+        """The last word on each photo, corrected or confirmed (a photo corrected twice counts
+        once, as last corrected)."""
         latest: dict[str, Correction] = {}
         for c in self.all():
             latest[c.sha256] = c
@@ -140,6 +165,7 @@ def _row(row: Any) -> Correction:
         str(row[8]),
         str(row[9]),
         str(row[10]),
+        str(row[11]),
     )
 
 
@@ -195,6 +221,9 @@ def undo_correction(output: Path, store: CorrectionStore) -> Path:
     if not corrections:
         raise SorterError("There is no correction to undo.")
     last = corrections[-1]
+    if last.kind == CONFIRMATION:  # nothing moved: forgetting it is the whole undo
+        store.remove(last.id)
+        return last.sorted_path
     output = output.expanduser().resolve()
     with Journal.open(output) as journal:
         if not last.sorted_path.exists():
@@ -205,3 +234,33 @@ def undo_correction(output: Path, store: CorrectionStore) -> Path:
             journal.relocate_op(op.id, back.destination, last.predicted)
     store.remove(last.id)
     return back.destination
+
+
+def confirm(output: Path, photo: Path, store: CorrectionStore) -> Correction:
+    """Record that a sorted photo is in the right folder; nothing moves.
+
+    Raises:
+        UsageError: the photo is not in a category folder of ``output``.
+    """
+    output = output.expanduser().resolve()
+    photo = photo.expanduser().resolve()
+    if not photo.is_file():
+        raise UsageError(f"'{photo}' does not exist.")
+    if not photo.is_relative_to(output) or photo.parent.parent != output:
+        raise UsageError(f"'{photo.name}' is not in a category folder of '{output}'.")
+    label = photo.parent.name
+    if label.casefold() == UNSURE_FOLDER:
+        raise UsageError(f"'{photo.name}' is in {UNSURE_FOLDER}: move it to its category instead of confirming it.")
+    with Journal.open(output, create=False, lock=False) as journal:
+        op = journal.op_for_destination(photo)
+        run = next((r for r in journal.runs() if op is not None and r.id == op.run_id), None)
+    return store.add(
+        photo,
+        original=op.source if op is not None else photo,
+        previous=photo,
+        predicted=op.label if op is not None else label,
+        confidence=op.confidence if op is not None else 0.0,
+        corrected=label,
+        model=run.model if run is not None else "",
+        kind=CONFIRMATION,
+    )

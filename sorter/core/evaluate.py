@@ -63,11 +63,33 @@ def evaluate(
     threshold (multi-label). Labels the model does not know count as errors."""
     probs, kept, failed = predict(classifier, samples)
     targets = [samples[i].labels for i in kept]
-    classes = classifier.classes
+    t = classifier.config.threshold if threshold is None else threshold
+    return from_probabilities(
+        probs,
+        targets,
+        classifier.classes,
+        multi_label=classifier.config.multi_label,
+        threshold=t,
+        beta=beta,
+        failed=failed,
+    )
+
+
+def from_probabilities(
+    probs: np.ndarray,
+    targets: list[tuple[str, ...]],
+    classes: tuple[str, ...],
+    *,
+    multi_label: bool = False,
+    threshold: float = 0.5,
+    beta: float = 2.0,
+    failed: list[str] | None = None,
+) -> Evaluation:
+    """The same measures from probabilities already computed (from cached features, say)."""
+    failed = failed or []
     index = {c: i for i, c in enumerate(classes)}
-    if classifier.config.multi_label:
-        t = classifier.config.threshold if threshold is None else threshold
-        return _multi(probs, targets, classes, index, t, beta, failed)
+    if multi_label:
+        return _multi(probs, targets, classes, index, threshold, beta, failed)
     pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)
     truth = np.array([index.get(t[0], -1) for t in targets], dtype=int)
     k = len(classes)

@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS runs (
     model TEXT NOT NULL,
     device TEXT NOT NULL,
     status TEXT NOT NULL            -- running | finished | cancelled | undone
-);
+);                                  -- mode: copy | move | resort
 CREATE TABLE IF NOT EXISTS ops (
     id INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -283,21 +283,53 @@ class Journal:
         rows = self._db.execute(query, args).fetchall()
         return [Op(r[0], r[1], Path(r[2]), Path(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
-    def op_for_destination(self, destination: Path) -> Op | None:
+    def op_for_destination(self, destination: Path, *, exclude_run: int | None = None) -> Op | None:
         """The newest live operation that put a file at ``destination`` (one indexed lookup)."""
         ops = self._select_ops(
-            "WHERE destination=? AND status != 'undone'", (str(destination),), "ORDER BY id DESC LIMIT 1"
+            "WHERE destination=? AND status != 'undone' AND run_id != ?",
+            (str(destination), -1 if exclude_run is None else exclude_run),
+            "ORDER BY id DESC LIMIT 1",
         )
         return ops[0] if ops else None
+
+    def live_ops(self) -> list[Op]:
+        """Placements of runs not undone whose file should still be in the output folder."""
+        return self._select_ops(
+            "WHERE status IN ('copied', 'moved', 'duplicate') AND run_id IN "
+            "(SELECT id FROM runs WHERE status != 'undone' AND mode != 'resort')",
+            (),
+        )
+
+    def record_op(self, run_id: int, op: Op) -> int:
+        """One operation that belongs to no source photo (a re-sort's move inside the output)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO ops(run_id, source, destination, sha256, size, label, confidence,"
+                " status, created) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    str(op.source),
+                    str(op.destination),
+                    op.sha256,
+                    op.size,
+                    op.label,
+                    op.confidence,
+                    op.status,
+                    _now(),
+                ),
+            )
+        return int(cur.lastrowid or 0)
 
     def set_op_status(self, op_id: int, status: str) -> None:
         with self.transaction() as db:
             db.execute("UPDATE ops SET status=? WHERE id=?", (status, op_id))
 
-    def relocate_op(self, op_id: int, destination: Path, label: str) -> None:
-        """A correction moved the sorted copy: keep the journal pointing at the file."""
+    def relocate_op(self, op_id: int, destination: Path, label: str, confidence: float | None = None) -> None:
+        """A correction or re-sort moved the sorted copy: keep the journal pointing at the file."""
         with self.transaction() as db:
             db.execute("UPDATE ops SET destination=?, label=? WHERE id=?", (str(destination), label, op_id))
+            if confidence is not None:
+                db.execute("UPDATE ops SET confidence=? WHERE id=?", (float(confidence), op_id))
 
     def forget_sources(self, run_id: int) -> None:
         """After an undo the photos count as not sorted, so sorting again redoes them."""

@@ -26,7 +26,7 @@ from sorter.model.pipeline import InferencePipeline
 
 log = logging.getLogger(__name__)
 
-EXPORT_RECIPE = 1
+EXPORT_RECIPE = 2
 """Bump when the export changes (opset, names, what the graph includes) to retire old caches."""
 OPSET = 17
 TOLERANCE = 1e-4
@@ -47,15 +47,17 @@ def cache_key(bundle: Bundle) -> str:
     digest = hashlib.sha256()
     digest.update(f"recipe={EXPORT_RECIPE};opset={OPSET};torch={torch.__version__}\n".encode())
     digest.update(bundle.config.to_json().encode())
-    for name in sorted(bundle.state):
-        tensor = bundle.state[name].detach().cpu().contiguous()
+    tensors = {**bundle.state, **bundle.extras}
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:32]
 
 
 def export(pipeline: InferencePipeline, input_size: tuple[int, int]) -> bytes:
-    """The pipeline as an ONNX graph with a variable batch size, taking ``uint8`` NHWC photos."""
+    """The pipeline as an ONNX graph with a variable batch size, taking ``uint8`` NHWC photos and
+    giving probabilities and pooled features."""
     height, width = input_size
     example = torch.zeros(2, height, width, 3, dtype=torch.uint8)
     buffer = io.BytesIO()
@@ -70,8 +72,8 @@ def export(pipeline: InferencePipeline, input_size: tuple[int, int]) -> bytes:
             (example,),
             buffer,  # type: ignore[arg-type]  # file objects are accepted, the stub says paths only
             input_names=["photos"],
-            output_names=["probabilities"],
-            dynamic_axes={"photos": {0: "batch"}, "probabilities": {0: "batch"}},
+            output_names=["probabilities", "features"],
+            dynamic_axes={"photos": {0: "batch"}, "probabilities": {0: "batch"}, "features": {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,
         )
@@ -79,7 +81,8 @@ def export(pipeline: InferencePipeline, input_size: tuple[int, int]) -> bytes:
 
 
 class OnnxEngine:
-    """An ONNX Runtime session over the exported pipeline: ``uint8`` NHWC batch → probabilities.
+    """An ONNX Runtime session over the exported pipeline: ``uint8`` NHWC batch → probabilities
+    and features.
 
     Args:
         model: the serialised graph.
@@ -99,9 +102,9 @@ class OnnxEngine:
         self._session: Any = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 
-    def __call__(self, photos: np.ndarray) -> np.ndarray:
-        out: np.ndarray = self._session.run(None, {self._input: np.ascontiguousarray(photos)})[0]
-        return out
+    def __call__(self, photos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, features = self._session.run(None, {self._input: np.ascontiguousarray(photos)})
+        return probs, features
 
 
 def load_engine(
@@ -125,7 +128,7 @@ def load_engine(
     height, width = bundle.config.input_size
     probe = np.random.default_rng(0).integers(0, 256, (2, height, width, 3), dtype=np.uint8)
     with torch.inference_mode():
-        expected = pipeline.cpu().eval()(torch.from_numpy(probe)).numpy()
+        expected = pipeline.cpu().eval()(torch.from_numpy(probe))[0].numpy()
 
     cached = cache_dir / f"{cache_key(bundle)}.onnx" if cache_dir is not None else None
     if cached is not None and cached.is_file():
@@ -155,5 +158,5 @@ def load_engine(
 
 
 def _agrees(engine: OnnxEngine, probe: np.ndarray, expected: np.ndarray) -> bool:
-    got = engine(probe)
+    got = engine(probe)[0]
     return got.shape == expected.shape and bool(np.abs(got - expected).max() <= TOLERANCE)

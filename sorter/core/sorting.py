@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sqlite3
 import time
 from collections import Counter, deque
 from collections.abc import Generator
@@ -25,6 +26,7 @@ from sorter.core.fileops import Placed, Staged, candidate_names, discard, place,
 from sorter.core.images import Candidate, scan
 from sorter.core.journal import STATE_DIR, Journal
 from sorter.errors import DestinationError, UsageError, describe_os_error
+from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.names import UNSURE_FOLDER
 
 Status = Literal["sorted", "unsure", "skipped", "failed", "planned"]
@@ -34,6 +36,9 @@ _FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 
 log = logging.getLogger(__name__)
 MAX_WRITES_IN_FLIGHT = 32
+FEATURES_NAME = "features.sqlite"
+"""Beside the journal: each sorted photo's body features, keyed by content, for re-scoring."""
+FEATURE_FLUSH = 64
 COPY_THREADS = 4
 """Copies written and synced at once; four keep the disk busy while the CPU decodes."""
 
@@ -47,6 +52,7 @@ class _Pending:
     confidence: float
     status: Status
     future: Future[list[Placed]]
+    features: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +217,16 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
     writer = ThreadPoolExecutor(1, thread_name_prefix="sorter-write")
     copier = ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="sorter-copy")
     pending: deque[_Pending] = deque()
+    features: FeatureCache | None = None
+    unsaved: dict[tuple[str, int], np.ndarray] = {}
+
+    def keep_features(sha: str, vector: np.ndarray | None) -> None:
+        if features is None or vector is None:
+            return
+        unsaved[(sha, CLEAN_VIEW)] = vector
+        if len(unsaved) >= FEATURE_FLUSH:
+            features.put_many(classifier.feature_recipe, unsaved)
+            unsaved.clear()
 
     index = 0
 
@@ -248,6 +264,8 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             for label, pl in zip(p.labels, placed, strict=True)
         ]
         journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, ops)
+        if placed:
+            keep_features(placed[0].sha256, p.features)
         duplicate = all(pl.outcome == "duplicate" for pl in placed)
         return event(
             c,
@@ -264,6 +282,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
         summary.total = len(candidates)
         if journal is not None and not options.dry_run:
             sweep_temporaries(output)
+            features = _open_features(output)
             summary.run_id = journal.start_run(
                 source, "move" if options.move else "copy", classifier.name, str(classifier.device)
             )
@@ -298,7 +317,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             else:
                 staged = [copier.submit(stage, c.path, output / label) for label in labels]
                 future = writer.submit(_name_all, c.path, output, labels, staged)
-            pending.append(_Pending(c, pred.probs, labels, top, confidence, status, future))
+            pending.append(_Pending(c, pred.probs, labels, top, confidence, status, future, pred.features))
             while pending and (pending[0].future.done() or len(pending) >= MAX_WRITES_IN_FLIGHT):
                 yield finish(pending.popleft())
         while pending:
@@ -314,6 +333,10 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
                 continue
         writer.shutdown(wait=True)
         copier.shutdown(wait=True)
+        if features is not None:
+            if unsaved:
+                features.put_many(classifier.feature_recipe, unsaved)
+            features.close()
         summary.seconds = time.perf_counter() - started
         if journal is not None:
             try:
@@ -326,6 +349,15 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             finally:
                 journal.close()
     return summary
+
+
+def _open_features(output: Path) -> FeatureCache | None:
+    """The run's feature store; without it sorting still works, only re-scoring is slower."""
+    try:
+        return FeatureCache.open(output / STATE_DIR / FEATURES_NAME)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("sorting without keeping features: %s", exc)
+        return None
 
 
 def _label_prob(probs: np.ndarray, classes: tuple[str, ...], label: str) -> float:

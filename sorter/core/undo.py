@@ -85,6 +85,12 @@ def undo_last_run(output: Path) -> UndoReport:
                     continue
                 if back.destination != op.source:
                     report.kept.append((back.destination, f"its old name {op.source.name} was taken"))
+                if run.mode == "resort":
+                    # The sort that first placed this copy points at it again, with its old label
+                    # and confidence (a re-sort records the old confidence in its own op).
+                    placed = journal.op_for_destination(op.destination, exclude_run=run.id)
+                    if placed is not None:
+                        journal.relocate_op(placed.id, back.destination, back.destination.parent.name, op.confidence)
                 report.restored += 1
                 journal.set_op_status(op.id, "undone")
         _remove_empty_folders({op.destination.parent for op in journal.ops(run.id)}, output)

@@ -38,6 +38,7 @@ from sorter.gui import messages
 from sorter.gui.thumbnails import ThumbnailCache
 from sorter.gui.widgets import FolderField
 from sorter.gui.worker import FunctionWorker, GeneratorWorker
+from sorter.paths import FEATURE_CACHE_NAME
 from sorter.settings import Settings
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class MainWindow(QMainWindow):
         pool: thread pool for sorting, model loading and thumbnails.
         corrections_db: where the review dialog logs corrections.
         model_dirs: folders searched for model bundles, user folder first.
-        cache_dir: where exported ONNX graphs are kept; None exports one each time a model loads.
+        cache_dir: where exported ONNX graphs and training features are kept; None recomputes them.
 
     Signals:
         run_finished(object): a folder finished sorting (its SortSummary).
@@ -142,6 +143,7 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__(parent)
         self.cache_dir = cache_dir
+        self.feature_cache = cache_dir / FEATURE_CACHE_NAME if cache_dir is not None else None
         self.settings = settings
         self.pool = pool
         self.corrections_db = corrections_db
@@ -524,7 +526,15 @@ class MainWindow(QMainWindow):
         except Exception as exc:
             messages.show_error(self, exc)
             return
-        dialog = TrainDialog(self.model_path(), count, self.corrections_db, self.model_dirs[0], self.pool, self)
+        dialog = TrainDialog(
+            self.model_path(),
+            count,
+            self.corrections_db,
+            self.model_dirs[0],
+            self.pool,
+            self,
+            feature_cache=self.feature_cache,
+        )
         dialog.model_accepted.connect(self.use_model)
         dialog.show()
         self.train_dialog = dialog

@@ -60,9 +60,11 @@ class TrainDialog(QDialog):
         models_dir: Path,
         pool: QThreadPool,
         parent: QWidget | None = None,
+        feature_cache: Path | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Train a model")
+        self.feature_cache = feature_cache
         self.current_model = current_model
         self.corrections_db = corrections_db
         self.models_dir = models_dir
@@ -131,7 +133,7 @@ class TrainDialog(QDialog):
         if out.exists():
             messages.show_error(self, f"A model named '{name}' already exists; choose another name.")
             return
-        relay, epochs = self._relay, self.epochs.value()
+        relay, epochs, cache = self._relay, self.epochs.value(), self.feature_cache
         if self.retrain_radio.isChecked():
             assert self.current_model is not None
             model, db = self.current_model, self.corrections_db
@@ -141,7 +143,7 @@ class TrainDialog(QDialog):
                 from sorter.train.retrain import retrain
 
                 with CorrectionStore(db) as store:
-                    result = retrain(model, out, store, progress=relay.progressed.emit)
+                    result = retrain(model, out, store, progress=relay.progressed.emit, feature_cache=cache)
                 return {"path": result.new_path, "retrain": result.to_json()}
         else:
             data = Path(self.data_edit.text().strip())
@@ -155,7 +157,11 @@ class TrainDialog(QDialog):
                 from sorter.train.train import fit_and_export
 
                 trained = fit_and_export(
-                    load_data(data), out, TrainSettings(epochs=epochs), progress=relay.progressed.emit
+                    load_data(data),
+                    out,
+                    TrainSettings(epochs=epochs),
+                    progress=relay.progressed.emit,
+                    feature_cache=cache,
                 )
                 return {"path": trained.path, "report": trained.report}
 

@@ -14,8 +14,9 @@ import struct
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -23,8 +24,13 @@ from sorter.errors import ModelLoadError
 from sorter.fsutil import TEMP_PREFIX, default_file_mode, rename_no_clobber
 from sorter.names import UNSURE_FOLDER, class_names_problem
 
+if TYPE_CHECKING:
+    from sorter.learn.memory import ExemplarMemory
+
 FORMAT = "sorter-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 2 added the optional exemplar memory; a version-1 bundle is a version-2 one without it."""
 METADATA_KEY = "sorter"
 RESIZE_METHODS = ("squish", "crop")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
@@ -44,6 +50,15 @@ class Grouping:
 
 
 @dataclass(frozen=True)
+class MemorySettings:
+    """How strongly the bundle's exemplar memory votes (see :mod:`sorter.learn.memory`)."""
+
+    alpha: float
+    beta: float
+    size: int
+
+
+@dataclass(frozen=True)
 class BundleConfig:
     """What a bundle says about itself; see ``docs`` in README for the field list."""
 
@@ -60,6 +75,7 @@ class BundleConfig:
     threshold: float = 0.5
     grouping: Grouping | None = None
     training: Mapping[str, Any] = field(default_factory=dict)
+    memory: MemorySettings | None = None
 
     @property
     def num_outputs(self) -> int:
@@ -93,7 +109,7 @@ class BundleConfig:
         if data.get("format") != FORMAT:
             raise bad("it is not a Sorter model bundle")
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise bad(f"bundle format version {version!r} is not supported (expected {FORMAT_VERSION})")
         from sorter.model.architecture import SUPPORTED_ARCHITECTURES
 
@@ -149,6 +165,21 @@ class BundleConfig:
         training = data.get("training", {})
         if not isinstance(training, dict):
             raise bad("training facts must be an object")
+        memory = None
+        raw_memory = data.get("memory")
+        if raw_memory is not None:
+            if not isinstance(raw_memory, dict):
+                raise bad("memory must be an object")
+            exemplars = raw_memory.get("size")
+            if isinstance(exemplars, bool) or not isinstance(exemplars, int) or not 1 <= exemplars <= 65536:
+                raise bad("the memory size must be a whole number between 1 and 65536")
+            if multi:
+                raise bad("a multi-label model cannot hold an exemplar memory")
+            memory = MemorySettings(
+                alpha=_number(raw_memory.get("alpha"), 0.0, 100.0, "memory alpha", bad),
+                beta=_number(raw_memory.get("beta"), 0.0, 100.0, "memory beta", bad),
+                size=exemplars,
+            )
         return cls(
             architecture=arch,
             classes=tuple(classes),
@@ -162,6 +193,7 @@ class BundleConfig:
             threshold=threshold,
             grouping=grouping,
             training=training,
+            memory=memory,
         )
 
 
@@ -187,10 +219,46 @@ class Bundle:
     path: Path
     config: BundleConfig
     state: dict[str, torch.Tensor]
+    """The network's ``state_dict``."""
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Tensors beside the network: the exemplar memory."""
 
     @property
     def name(self) -> str:
         return self.path.stem
+
+    @property
+    def memory(self) -> ExemplarMemory | None:
+        """The user's labelled photos as feature vectors, if the bundle holds any."""
+        settings = self.config.memory
+        if settings is None or "memory.keys" not in self.extras:
+            return None
+        from sorter.learn.memory import ExemplarMemory
+
+        return ExemplarMemory(
+            self.extras["memory.keys"].float().numpy(),
+            self.extras["memory.labels"].long().numpy(),
+            settings.alpha,
+            settings.beta,
+        )
+
+    @cached_property
+    def feature_recipe(self) -> str:
+        """A key for the features this bundle's body makes: its weights and preprocessing.
+
+        Two bundles that share a body (a retrain that only refitted the head) share features.
+        """
+        import hashlib
+
+        digest = hashlib.sha256()
+        c = self.config
+        digest.update(f"{c.architecture};{c.input_size};{c.resize};{c.crop_pct};{c.interpolation};".encode())
+        digest.update(f"{c.mean};{c.std}\n".encode())
+        for name in sorted(k for k in self.state if k.startswith("body.")):
+            tensor = self.state[name].detach().cpu().contiguous()
+            digest.update(name.encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()[:24]
 
     def build_model(self) -> torch.nn.Module:
         from sorter.model.architecture import SorterNet
@@ -246,15 +314,23 @@ def load_bundle(path: Path | str) -> Bundle:
 
     from sorter.model.architecture import SorterNet
 
-    expected = SorterNet(config.architecture, config.num_outputs).state_dict()
+    net = SorterNet(config.architecture, config.num_outputs)
+    expected = net.state_dict()
+    memory_shapes: dict[str, tuple[int, ...]] = {}
+    if config.memory is not None:
+        memory_shapes = {
+            "memory.keys": (config.memory.size, net.num_features),
+            "memory.labels": (config.memory.size,),
+        }
     state: dict[str, torch.Tensor] = {}
+    extras: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(path), framework="pt") as fh:
             keys = set(fh.keys())
-            missing = [k for k in expected if k not in keys]
+            missing = [k for k in (*expected, *memory_shapes) if k not in keys]
             if missing:
                 raise ModelLoadError(path, f"{len(missing)} tensors are missing (first: {missing[0]})")
-            extra = sorted(keys - set(expected))
+            extra = sorted(keys - set(expected) - set(memory_shapes))
             if extra:
                 raise ModelLoadError(path, f"it has unexpected tensors (first: {extra[0]})")
             for key, ref in expected.items():
@@ -262,18 +338,39 @@ def load_bundle(path: Path | str) -> Bundle:
                 if shape != tuple(ref.shape):
                     raise ModelLoadError(path, f"tensor {key} has shape {shape}, expected {tuple(ref.shape)}")
                 state[key] = fh.get_tensor(key).to(ref.dtype)
+            for key, want in memory_shapes.items():
+                shape = tuple(fh.get_slice(key).get_shape())
+                if shape != want:
+                    raise ModelLoadError(path, f"tensor {key} has shape {shape}, expected {want}")
+                extras[key] = fh.get_tensor(key)
     except ModelLoadError:
         raise
     except Exception as exc:
         raise ModelLoadError(path, f"its tensors cannot be read ({_short(exc)})") from exc
-    for key, tensor in state.items():
+    for key, tensor in (*state.items(), *extras.items()):
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ModelLoadError(path, f"tensor {key} holds NaN or infinite values")
-    return Bundle(path, config, state)
+    if "memory.labels" in extras:
+        labels = extras["memory.labels"]
+        if labels.is_floating_point() or int(labels.min()) < 0 or int(labels.max()) >= len(config.classes):
+            raise ModelLoadError(path, "its memory names classes the model does not have")
+        extras["memory.labels"] = labels.long()
+    return Bundle(path, config, state, extras)
 
 
-def save_bundle(path: Path | str, model: torch.nn.Module, config: BundleConfig, *, overwrite: bool = False) -> Path:
-    """Write atomically (temporary file, then rename); refuse to replace a file unless asked."""
+def save_bundle(
+    path: Path | str,
+    model: torch.nn.Module,
+    config: BundleConfig,
+    *,
+    overwrite: bool = False,
+    memory: ExemplarMemory | None = None,
+) -> Path:
+    """Write atomically (temporary file, then rename); refuse to replace a file unless asked.
+
+    With ``memory``, its vectors and labels are stored beside the network and ``config.memory``
+    records its strength; without, any ``config.memory`` is dropped.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -281,9 +378,15 @@ def save_bundle(path: Path | str, model: torch.nn.Module, config: BundleConfig, 
         path = path.with_name(path.name + ".safetensors")
     if path.exists() and not overwrite:
         raise ModelLoadError(path, "a file of that name already exists; choose another name")
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if memory is not None and len(memory):
+        config = replace(config, memory=MemorySettings(float(memory.alpha), float(memory.beta), len(memory)))
+        tensors["memory.keys"] = torch.from_numpy(memory.keys.astype("float16")).contiguous()
+        tensors["memory.labels"] = torch.from_numpy(memory.labels.astype("int64")).contiguous()
+    else:
+        config = replace(config, memory=None)
     BundleConfig.from_json(config.to_json(), path)  # never write what we would refuse to read
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".safetensors", dir=path.parent)
     os.close(fd)
     try:
@@ -318,6 +421,7 @@ def describe(config: BundleConfig) -> dict[str, Any]:
         "resize": config.resize,
         "threshold": config.threshold,
         "grouped_outputs": config.num_outputs if config.grouping else None,
+        "memory": asdict(config.memory) if config.memory else None,
         "accuracy": metrics.get("accuracy") if isinstance(metrics, Mapping) else None,
         "training": dict(config.training),
     }

@@ -9,6 +9,7 @@ without fastai.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -37,6 +38,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from sorter.core.datasets import LabelledData, Sample
+from sorter.core.fileops import sha256_of
+from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache, recipe_key
 from sorter.model.architecture import SorterNet, load_body_weights
 from sorter.model.bundle import BundleConfig
 from sorter.model.preprocess import Preprocessor
@@ -44,6 +47,8 @@ from sorter.model.preprocess import Preprocessor
 log = logging.getLogger(__name__)
 
 FEATURE_EVENT = "features"
+AUGMENT_RECIPE = "rrc0.35;rot10;light0.4;warp0.1;plight0.9;v1"
+"""Names the training augmentation in feature-cache keys: change it when the transforms change."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,112 @@ def _features(
 
 
 @dataclass
+class FeatureSet:
+    """Cached body features of the training data: ``views`` augmented rows per training photo and
+    one clean row per validation (and memory) photo, in index order."""
+
+    train: torch.Tensor
+    """(views * len(train_idx), D): view 0 of every training photo, then view 1, ..."""
+    valid: torch.Tensor
+    clean: dict[int, torch.Tensor]
+    """Clean (unaugmented) features by sample index, for validation and memory photos."""
+    computed: int
+    """Feature rows that had to be computed (the rest came from the cache)."""
+
+
+def body_recipe(model: SorterNet, config: BundleConfig, settings: TrainSettings) -> dict[str, str]:
+    """What decides a cached feature: body weights, preprocessing and the augmentation recipe."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.body.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    base = f"{config.architecture};{config.input_size};{config.resize};{config.mean};{config.std};{digest.hexdigest()}"
+    return {
+        "clean": recipe_key({"base": base}),
+        "augmented": recipe_key({"base": base, "augment": AUGMENT_RECIPE, "seed": settings.seed}),
+    }
+
+
+def extract_features(
+    model: SorterNet,
+    samples: Sequence[Sample],
+    train_idx: list[int],
+    clean_idx: list[int],
+    config: BundleConfig,
+    settings: TrainSettings,
+    device: torch.device,
+    cache: FeatureCache | None,
+    progress: ProgressFn | None,
+) -> FeatureSet:
+    """Features of ``views`` augmented views of each training photo and a clean view of each
+    photo in ``clean_idx``, taking what the cache has and computing only the rest."""
+    recipes = body_recipe(model, config, settings)
+    shas = {i: sha256_of(samples[i].path) for i in {*train_idx, *clean_idx}} if cache is not None else {}
+    aug_keys = [(shas.get(i, ""), v) for v in range(settings.views) for i in train_idx]
+    clean_keys = [(shas.get(i, ""), CLEAN_VIEW) for i in clean_idx]
+    have_aug = cache.get_many(recipes["augmented"], aug_keys) if cache is not None else {}
+    have_clean = cache.get_many(recipes["clean"], clean_keys) if cache is not None else {}
+    missing_aug = [(i, v) for v in range(settings.views) for i in train_idx if (shas.get(i, ""), v) not in have_aug]
+    missing_train = sorted({i for i, _ in missing_aug})
+    missing_clean = [i for i in clean_idx if (shas.get(i, ""), CLEAN_VIEW) not in have_clean]
+    computed_aug: dict[tuple[int, int], torch.Tensor] = {}
+    computed_clean: dict[int, torch.Tensor] = {}
+    if missing_train or missing_clean:
+        # A DataBlock needs both sides; a lone photo stands in for an empty one and is ignored.
+        train_side = missing_train or [missing_clean[0]]
+        valid_side = missing_clean or [missing_train[0]]
+        dls = build_dataloaders(samples, train_side, valid_side, config, settings, device)
+        train_dl = dls.train.new(shuffle=False, drop_last=False)
+        n_train_batches = len(train_dl) if missing_train else 0
+        total = n_train_batches * settings.views + (len(dls.valid) if missing_clean else 0)
+        if missing_train:
+            for v in range(settings.views):
+                feats, _ = _features(model.body, train_dl, progress, v * n_train_batches, total)
+                for i, row in zip(missing_train, feats, strict=True):
+                    computed_aug[(i, v)] = row
+        if missing_clean:
+            feats, _ = _features(model.body, dls.valid, progress, settings.views * n_train_batches, total)
+            for i, row in zip(missing_clean, feats, strict=True):
+                computed_clean[i] = row
+        if cache is not None:
+            cache.put_many(
+                recipes["augmented"],
+                {(shas[i], v): row.numpy() for (i, v), row in computed_aug.items() if (i, v) in set(missing_aug)},
+            )
+            cache.put_many(recipes["clean"], {(shas[i], CLEAN_VIEW): row.numpy() for i, row in computed_clean.items()})
+
+    def aug_row(i: int, v: int) -> torch.Tensor:
+        if (i, v) in computed_aug:
+            return computed_aug[(i, v)]
+        return torch.from_numpy(have_aug[(shas[i], v)])
+
+    def clean_row(i: int) -> torch.Tensor:
+        if i in computed_clean:
+            return computed_clean[i]
+        return torch.from_numpy(have_clean[(shas[i], CLEAN_VIEW)])
+
+    train_rows = [aug_row(i, v) for v in range(settings.views) for i in train_idx]
+    clean = {i: clean_row(i) for i in clean_idx}
+    return FeatureSet(
+        train=torch.stack(train_rows).float() if train_rows else torch.zeros(0, model.num_features),
+        valid=torch.zeros(0, model.num_features),
+        clean=clean,
+        computed=len(computed_aug) + len(computed_clean),
+    )
+
+
+def _targets(samples: Sequence[Sample], idx: list[int], config: BundleConfig) -> torch.Tensor:
+    index = {c: i for i, c in enumerate(config.classes)}
+    if config.multi_label:
+        y = torch.zeros(len(idx), len(config.classes))
+        for row, i in enumerate(idx):
+            for label in samples[i].labels:
+                y[row, index[label]] = 1.0
+        return y
+    return torch.tensor([index[samples[i].labels[0]] for i in idx], dtype=torch.long)
+
+
+@dataclass
 class TrainResult:
     model: SorterNet
     config: BundleConfig
@@ -201,6 +312,9 @@ class TrainResult:
     head_seconds: float
     fine_tune_seconds: float
     lr: float
+    features: FeatureSet | None = None
+    """The clean features of validation and memory photos (None after a fine-tune changed the body)."""
+    computed_features: int = 0
 
 
 def train(
@@ -211,12 +325,19 @@ def train(
     progress: ProgressFn | None = None,
     *,
     init_state: dict[str, torch.Tensor] | None = None,
+    feature_cache: FeatureCache | None = None,
+    repeats: dict[int, int] | None = None,
+    memory_idx: list[int] | None = None,
 ) -> TrainResult:
     """Train a SorterNet on ``data``; returns the model (on the CPU) and its bundle config.
 
     Args:
         init_state: start from these weights (retraining) instead of the pretrained body;
             head rows are reused for classes the old model already had.
+        feature_cache: where body features of unchanged photos are kept between trainings.
+        repeats: training sample index → how many times its rows count in each head epoch
+            (the user's photos, so they are not drowned by a large original data set).
+        memory_idx: samples whose clean features the caller needs (the exemplar memory).
     """
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
@@ -230,19 +351,30 @@ def train(
     else:
         load_body_weights(model, settings.weights)
     model = model.to(device).to(memory_format=torch.channels_last)
-    dls = build_dataloaders(data.samples, train_idx, valid_idx, config, settings, device)
 
-    # Phase 1: cache body features (several augmented views of each training photo).
+    # Phase 1: body features (several augmented views of each training photo), cached on disk.
     t0 = time.perf_counter()
-    train_dl = dls.train.new(shuffle=True, drop_last=False)
-    valid_dl = dls.valid
-    total_steps = len(train_dl) * settings.views + len(valid_dl)
-    views = [_features(model.body, train_dl, progress, v * len(train_dl), total_steps) for v in range(settings.views)]
-    xt = torch.cat([v[0] for v in views])
-    yt = torch.cat([v[1] for v in views])
-    xv, yv = _features(model.body, valid_dl, progress, settings.views * len(train_dl), total_steps)
+    clean_idx = list(dict.fromkeys([*valid_idx, *(memory_idx or [])]))
+    feature_set = extract_features(
+        model, data.samples, train_idx, clean_idx, config, settings, device, feature_cache, progress
+    )
+    yt_one = _targets(data.samples, train_idx, config)
+    xt = feature_set.train
+    yt = yt_one.repeat(settings.views, *([1] * (yt_one.dim() - 1)))
+    if repeats:
+        extra = [
+            (v * len(train_idx) + row, n - 1)
+            for v in range(settings.views)
+            for row, i in enumerate(train_idx)
+            if (n := repeats.get(i, 1)) > 1
+        ]
+        if extra:
+            rows = torch.tensor([r for r, n in extra for _ in range(n)], dtype=torch.long)
+            xt = torch.cat([xt, xt[rows]])
+            yt = torch.cat([yt, yt[rows]])
+    xv = torch.stack([feature_set.clean[i] for i in valid_idx]).float()
+    yv = _targets(data.samples, valid_idx, config)
     feature_seconds = time.perf_counter() - t0
-
     # Phase 2: fit the head on the cached features with fastai.
     t1 = time.perf_counter()
     head = nn.Sequential(model.drop, model.head)
@@ -273,6 +405,7 @@ def train(
     # Phase 3 (optional): unfreeze the body, discriminative learning rates via the splitter.
     t2 = time.perf_counter()
     if settings.fine_tune_epochs > 0:
+        dls = build_dataloaders(data.samples, train_idx, valid_idx, config, settings, device)
         learn = Learner(
             dls,
             model,
@@ -301,6 +434,8 @@ def train(
         head_seconds=head_seconds,
         fine_tune_seconds=fine_tune_seconds,
         lr=float(lr),
+        features=feature_set if settings.fine_tune_epochs == 0 else None,
+        computed_features=feature_set.computed,
     )
 
 

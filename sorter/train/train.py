@@ -15,14 +15,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from sorter.core.classifier import Classifier
 from sorter.core.datasets import LabelledData, fingerprint, load_data, split
-from sorter.core.evaluate import Evaluation, choose_threshold, evaluate
+from sorter.core.evaluate import Evaluation, choose_threshold, evaluate, from_probabilities
+from sorter.core.rescore import score
 from sorter.fsutil import replace_atomically
+from sorter.learn.feature_cache import FeatureCache
+from sorter.learn.memory import ExemplarMemory, tune_memory
 from sorter.model.bundle import load_bundle, save_bundle
-from sorter.train.engine import ProgressFn, TrainSettings, train
+from sorter.train.engine import ProgressFn, TrainResult, TrainSettings, train
 from sorter.train_args import add_train_arguments
 
 
@@ -32,6 +36,7 @@ class Trained:
     report_path: Path
     report: dict[str, Any]
     evaluation: Evaluation
+    result: TrainResult | None = None
 
 
 def fit_and_export(
@@ -45,25 +50,66 @@ def fit_and_export(
     valid_pct: float = 0.2,
     extra_facts: dict[str, Any] | None = None,
     overwrite: bool = False,
+    feature_cache: Path | None = None,
+    repeats: dict[int, int] | None = None,
+    memory_idx: list[int] | None = None,
 ) -> Trained:
-    """Train, choose the unsure threshold on validation photos, write bundle and report."""
+    """Train, choose the unsure threshold on validation photos, write bundle and report.
+
+    Args:
+        feature_cache: the on-disk feature cache (None computes every feature).
+        repeats: sample index → weight of its rows in each head epoch (the user's photos).
+        memory_idx: samples to keep as the bundle's exemplar memory (the user's photos).
+    """
     out = out if out.suffix == ".safetensors" else out.with_name(out.name + ".safetensors")
     if out.exists() and not overwrite:
         from sorter.errors import UsageError
 
         raise UsageError(f"'{out}' already exists; choose another name (the old model is kept).")
     train_idx, valid_idx = split_override or split(data, valid_pct, settings.seed)
-    result = train(data, train_idx, valid_idx, settings, progress, init_state=init_state)
+    cache = FeatureCache.open(feature_cache) if feature_cache is not None else None
+    try:
+        result = train(
+            data,
+            train_idx,
+            valid_idx,
+            settings,
+            progress,
+            init_state=init_state,
+            feature_cache=cache,
+            repeats=repeats,
+            memory_idx=memory_idx,
+        )
+    finally:
+        if cache is not None:
+            cache.close()
     valid = [data.samples[i] for i in valid_idx]
+    memory = _memory(data, result, valid_idx, memory_idx or [])
 
-    # Measure exactly what sorting will do: the bundle as written, through the core classifier.
+    # Measure exactly what sorting will do: the bundle as written, loaded back, scored by the
+    # sorting code (from the validation photos' cached features when the body did not change).
     with tempfile.TemporaryDirectory(prefix="sorter-export-") as tmp:
-        draft = save_bundle(Path(tmp) / "draft.safetensors", result.model, result.config)
-        classifier = Classifier(load_bundle(draft), torch.device(settings.device))
-        evaluation = evaluate(classifier, valid)
+        draft = load_bundle(save_bundle(Path(tmp) / "draft.safetensors", result.model, result.config, memory=memory))
+        if result.features is not None:
+            xv = np.stack([result.features.clean[i].numpy() for i in valid_idx])
+            probs = score(draft, xv, draft.memory)
+            targets = [s.labels for s in valid]
+
+            def measure(t: float) -> Evaluation:
+                return from_probabilities(
+                    probs, targets, draft.config.classes, multi_label=draft.config.multi_label, threshold=t
+                )
+
+        else:
+            classifier = Classifier(draft, torch.device(settings.device))
+
+            def measure(t: float) -> Evaluation:
+                return evaluate(classifier, valid, threshold=t)
+
+        evaluation = measure(draft.config.threshold)
         threshold = choose_threshold(evaluation)
         if result.config.multi_label:
-            evaluation = evaluate(classifier, valid, threshold=threshold)
+            evaluation = measure(threshold)
     facts = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "data": data.origin,
@@ -82,10 +128,11 @@ def fit_and_export(
             **({"fbeta": round(evaluation.fbeta or 0.0, 4)} if evaluation.multi_label else {}),
         },
         "seconds": round(result.seconds, 1),
+        "features_computed": result.computed_features,
         **(extra_facts or {}),
     }
     config = replace(result.config.with_training(**facts), threshold=threshold)
-    path = save_bundle(out, result.model, config, overwrite=overwrite)
+    path = save_bundle(out, result.model, config, overwrite=overwrite, memory=memory)
     report = {
         **evaluation.to_json(),
         "model": str(path),
@@ -104,7 +151,27 @@ def fit_and_export(
     replace_atomically(report_path, json.dumps(report, indent=2).encode())
     if not evaluation.multi_label:
         plot_confusion(evaluation, path.with_suffix(".confusion.png"))
-    return Trained(path, report_path, report, evaluation)
+    return Trained(path, report_path, report, evaluation, result)
+
+
+def _memory(
+    data: LabelledData, result: TrainResult, valid_idx: list[int], memory_idx: list[int]
+) -> ExemplarMemory | None:
+    """The user's photos as an exemplar memory, its strength tuned on them and the validation set."""
+    if not memory_idx or result.features is None or result.config.multi_label:
+        return None
+    index = {c: i for i, c in enumerate(result.config.classes)}
+    keys = np.stack([result.features.clean[i].numpy() for i in memory_idx]).astype(np.float32)
+    labels = np.array([index[data.samples[i].labels[0]] for i in memory_idx], dtype=np.int64)
+    head = result.model.head
+    return tune_memory(
+        keys,
+        labels,
+        head.weight.detach().float().numpy(),
+        head.bias.detach().float().numpy(),
+        np.stack([result.features.clean[i].numpy() for i in valid_idx]),
+        np.array([index[data.samples[i].labels[0]] for i in valid_idx]),
+    )
 
 
 def plot_confusion(evaluation: Evaluation, path: Path) -> None:
@@ -167,6 +234,13 @@ def load_training_data(args: argparse.Namespace) -> LabelledData:
     return load_data(args.data, csv_file=Path(args.csv) if args.csv else None, label_delim=delim)
 
 
-def main(args: argparse.Namespace, progress: ProgressFn | None = None) -> Trained:
+def main(args: argparse.Namespace, progress: ProgressFn | None = None, feature_cache: Path | None = None) -> Trained:
     data = load_training_data(args)
-    return fit_and_export(data, Path(args.out), settings_from_args(args), progress=progress, valid_pct=args.valid_pct)
+    return fit_and_export(
+        data,
+        Path(args.out),
+        settings_from_args(args),
+        progress=progress,
+        valid_pct=args.valid_pct,
+        feature_cache=feature_cache,
+    )

@@ -1,0 +1,211 @@
+"""Re-score a sorted folder from the features kept at sort time, and re-sort what was not reviewed.
+
+After a correction the user should see its effect at once, not after a retrain: the photos of the
+run are scored again from their cached body features (no photo is decoded), with the user's
+reviewed photos added to the model's exemplar memory. :func:`resort` then moves the copies whose
+folder changed, in a journaled run of its own that ``sorter undo`` reverts; a photo the user
+corrected or confirmed is never moved.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sorter.core.corrections import Correction, CorrectionStore
+from sorter.core.fileops import place
+from sorter.core.journal import STATE_DIR, Journal, Op
+from sorter.core.sorting import FEATURES_NAME, decide
+from sorter.errors import SorterError, UsageError, describe_os_error
+from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
+from sorter.learn.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory, score_features
+from sorter.model.bundle import Bundle
+from sorter.model.pipeline import group_matrix
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rescored:
+    """One sorted photo scored again: where it is, and where the model now puts it."""
+
+    op: Op
+    path: Path
+    current: str
+    suggested: str
+    confidence: float
+    probs: np.ndarray = field(repr=False)
+    reviewed: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.suggested != self.current
+
+
+def with_user_memory(bundle: Bundle, labelled: Sequence[tuple[np.ndarray, str]]) -> ExemplarMemory | None:
+    """The bundle's memory plus the user's reviewed photos (features and label) not yet in it.
+
+    Labels the model does not know cannot vote (a retrain adds them as classes).
+    """
+    index = {c: i for i, c in enumerate(bundle.config.classes)}
+    usable = [(f, index[label]) for f, label in labelled if label in index]
+    base = bundle.memory
+    if not usable:
+        return base
+    keys = np.stack([f for f, _ in usable]).astype(np.float32)
+    labels = np.array([i for _, i in usable], dtype=np.int64)
+    if base is None:
+        return ExemplarMemory(keys, labels, DEFAULT_ALPHA, DEFAULT_BETA)
+    return ExemplarMemory(
+        np.concatenate([base.keys, keys]), np.concatenate([base.labels, labels]), base.alpha, base.beta
+    )
+
+
+def score(bundle: Bundle, features: np.ndarray, memory: ExemplarMemory | None) -> np.ndarray:
+    """Folder probabilities for cached features, as the bundle's network would give them."""
+    group = group_matrix(bundle.config)
+    return score_features(
+        features,
+        bundle.state["head.weight"].float().numpy(),
+        bundle.state["head.bias"].float().numpy(),
+        group=None if group is None else group.numpy(),
+        multi_label=bundle.config.multi_label,
+        memory=memory,
+    )
+
+
+def rescore(
+    output: Path, bundle: Bundle, store: CorrectionStore, *, threshold: float | None = None
+) -> tuple[list[Rescored], int]:
+    """Score every photo still in ``output`` again from its cached features.
+
+    Returns:
+        The photos (least confident first) and how many had no cached features (sorted by a
+        version of Sorter that did not keep them, or with another model's body).
+    """
+    if bundle.config.multi_label:
+        raise UsageError("Re-sorting is for single-label models; this model gives several labels per photo.")
+    output = output.expanduser().resolve()
+    threshold = bundle.config.threshold if threshold is None else threshold
+    with Journal.open(output, create=False, lock=False) as journal:
+        ops = [op for op in journal.live_ops() if op.destination.is_file()]
+    recipe = bundle.feature_recipe
+    features_path = output / STATE_DIR / FEATURES_NAME
+    if not features_path.exists():
+        return [], len(ops)
+    with FeatureCache.open(features_path) as cache:
+        found = cache.get_many(recipe, [(op.sha256, CLEAN_VIEW) for op in ops])
+        labelled = store.latest_per_photo()
+        reviewed_shas = {c.sha256 for c in labelled}
+        extra = cache.get_many(recipe, [(c.sha256, CLEAN_VIEW) for c in labelled])
+    memory = with_user_memory(bundle, _labelled_features(labelled, extra))
+    known = [op for op in ops if (op.sha256, CLEAN_VIEW) in found]
+    missing = len(ops) - len(known)
+    if not known:
+        return [], missing
+    feats = np.stack([found[(op.sha256, CLEAN_VIEW)] for op in known])
+    probs = score(bundle, feats, memory)
+    reviewed_paths = store.reviewed_paths()
+    out = []
+    for op, row in zip(known, probs, strict=True):
+        label = decide(row, bundle.config.classes, threshold, False)[0]
+        out.append(
+            Rescored(
+                op=op,
+                path=op.destination,
+                current=op.destination.parent.name,
+                suggested=label,
+                confidence=float(row.max()),
+                probs=row,
+                reviewed=op.sha256 in reviewed_shas or op.destination in reviewed_paths,
+            )
+        )
+    out.sort(key=lambda r: (r.confidence, r.path.name))
+    return out, missing
+
+
+def _labelled_features(
+    labelled: Sequence[Correction], found: dict[tuple[str, int], np.ndarray]
+) -> list[tuple[np.ndarray, str]]:
+    return [(found[(c.sha256, CLEAN_VIEW)], c.label) for c in labelled if (c.sha256, CLEAN_VIEW) in found]
+
+
+@dataclass
+class ResortReport:
+    run_id: int | None
+    moved: list[tuple[Path, Path]] = field(default_factory=list)
+    unchanged: int = 0
+    reviewed: int = 0
+    without_features: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "moved": [{"from": str(a), "to": str(b)} for a, b in self.moved],
+            "unchanged": self.unchanged,
+            "reviewed_kept": self.reviewed,
+            "without_features": self.without_features,
+            "failed": [{"path": str(p), "reason": r} for p, r in self.failed],
+        }
+
+
+def resort(output: Path, bundle: Bundle, store: CorrectionStore, *, threshold: float | None = None) -> ResortReport:
+    """Move every photo not reviewed whose folder the current model (and the user's reviewed
+    photos) now chooses differently; one journaled run that ``undo`` reverts.
+
+    Raises:
+        SorterError: nothing was sorted there, or the folder is in use by another run.
+    """
+    output = output.expanduser().resolve()
+    scored, missing = rescore(output, bundle, store, threshold=threshold)
+    report = ResortReport(None, without_features=missing)
+    todo = []
+    for r in scored:
+        if r.reviewed:
+            report.reviewed += 1
+        elif r.changed:
+            todo.append(r)
+        else:
+            report.unchanged += 1
+    if not todo:
+        return report
+    with Journal.open(output) as journal:
+        run_id = journal.start_run(output, "resort", bundle.name, "features")
+        report.run_id = run_id
+        try:
+            for r in todo:
+                current = journal.op_for_destination(r.path)
+                if current is None or not r.path.is_file():
+                    continue  # moved since it was scored
+                try:
+                    moved = place(r.path, output / r.suggested, move=True)
+                except OSError as exc:
+                    report.failed.append((r.path, describe_os_error(exc)))
+                    continue
+                journal.record_op(
+                    run_id,
+                    Op(
+                        0,
+                        run_id,
+                        r.path,
+                        moved.destination,
+                        current.sha256,
+                        current.size,
+                        r.suggested,
+                        current.confidence,
+                        "moved",
+                    ),
+                )
+                journal.relocate_op(current.id, moved.destination, r.suggested, r.confidence)
+                report.moved.append((r.path, moved.destination))
+        finally:
+            journal.finish_run(run_id, "finished")
+    if report.failed and not report.moved:
+        raise SorterError(f"No photo could be re-sorted: {report.failed[0][1]}")
+    return report
