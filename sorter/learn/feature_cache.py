@@ -152,7 +152,7 @@ class FeatureCache:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
-            log.warning("could not write the feature cache %s: %s", self.path, exc)
+            log.info("could not write the feature cache %s: %s", self.path, exc)
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0])

@@ -1,9 +1,12 @@
 """Exemplar memory: the user's labelled photos, kept as feature vectors inside the bundle.
 
 A linear head trained on thousands of photos hardly moves for twenty corrections. The memory
-adds, for each class, a vote from the stored photos that look like the one being sorted (a
-cache-adapter: ``alpha * sum exp(-beta * (1 - cos))``), so one correction moves its near
-neighbours at once while photos unlike any stored one keep the head's answer. The same function
+adds, for each class, a vote from the stored photo of that class that looks most like the one
+being sorted (``alpha * exp(-beta * (1 - max cos))``), so one correction moves its near
+duplicates at once (cosine 0.85-0.98 for crops and mirror images of a photo) while photos unlike
+any stored one (cosine below about 0.65, even within one class) keep the head's answer. The
+nearest exemplar, not a sum over all, votes: thirty stored chairs must not add up to a bias
+towards chairs. The same function
 scores photos in the sorting network (and its ONNX export) and from cached features in review.
 """
 
@@ -15,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-DEFAULT_ALPHA = 4.0
-DEFAULT_BETA = 8.0
+DEFAULT_ALPHA = 16.0
+DEFAULT_BETA = 10.0
 MAX_EXEMPLARS = 4096
 """More than any user labels by hand; keeps the bundle and the per-photo cost small."""
 
@@ -53,12 +56,21 @@ def normalise_rows(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def nearest_per_class(affinity: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+    """(N, M) cosine affinities, (M, C) class membership → (N, C) affinity of the nearest stored
+    photo of each class (-2 for a class with none)."""
+    masked = affinity.unsqueeze(2) * onehot.unsqueeze(0) + (onehot.unsqueeze(0) - 1.0) * 2.0
+    out: torch.Tensor = masked.amax(dim=1)
+    return out
+
+
 def memory_votes(
     features: torch.Tensor, keys: torch.Tensor, onehot: torch.Tensor, alpha: float, beta: float
 ) -> torch.Tensor:
-    """(N, C) votes: each stored photo votes for its class by how alike it looks."""
+    """(N, C) votes: the nearest stored photo of each class votes by how alike it looks."""
     affinity = normalise_rows(features) @ normalise_rows(keys).T
-    return alpha * torch.exp(-beta * (1.0 - affinity)) @ onehot
+    out: torch.Tensor = alpha * torch.exp(-beta * (1.0 - nearest_per_class(affinity, onehot)))
+    return out
 
 
 def log_probabilities(logits: torch.Tensor, group: torch.Tensor | None, multi_label: bool) -> torch.Tensor:
@@ -133,8 +145,11 @@ def score_features(
     return out
 
 
-ALPHAS = (1.0, 2.0, 4.0, 8.0)
-BETAS = (8.0, 12.0, 16.0)
+ALPHAS = (8.0, 12.0, 16.0, 24.0)
+BETAS = (6.0, 10.0, 16.0, 24.0)
+NEAR_DUPLICATE_VOTE = 6.0
+"""A stored photo's vote for a near duplicate of it (cosine 0.95) is at least this (log units):
+its crops and mirror images follow the user's label."""
 MAX_VALID_DROP = 0.005
 """A memory may cost at most this much accuracy on the original validation photos."""
 
@@ -153,7 +168,8 @@ def tune_memory(
     Each setting is scored by leave-one-out accuracy on the user's own labelled photos (each
     photo scored by the head and the *other* stored photos): the only measure we have of the
     user's kind of photo. Settings that cost more than :data:`MAX_VALID_DROP` on the original
-    validation photos are refused, so the memory never trades what the model knew for it.
+    validation photos are refused, so the memory never trades what the model knew for it; ties
+    go to the setting whose votes reach least far (at cosine 0.75).
     """
     n = len(labels)
     num_classes = group.shape[1] if group is not None else head_weight.shape[0]
@@ -164,22 +180,23 @@ def tune_memory(
         logits = x @ torch.from_numpy(head_weight).float().T + torch.from_numpy(head_bias).float()
         base_scores = log_probabilities(logits, None if group is None else torch.from_numpy(group).float(), False)
         affinity = normalise_rows(x) @ normalise_rows(x).T
+        affinity.fill_diagonal_(-2.0)  # leave one out: a photo never finds itself
         onehot = torch.zeros(n, num_classes)
         onehot[torch.arange(n), torch.from_numpy(labels.astype(np.int64))] = 1.0
-    best: tuple[float, float, float, float] | None = None  # (loo, -alpha, alpha, beta)
-    for alpha in ALPHAS:
-        for beta in BETAS:
-            candidate = ExemplarMemory(keys, labels, alpha, beta)
-            valid = score_features(valid_features, head_weight, head_bias, group=group, memory=candidate)
-            valid_acc = float((valid.argmax(1) == valid_labels).mean()) if len(valid_labels) else 1.0
-            if valid_acc < base_acc - MAX_VALID_DROP:
-                continue
-            votes = alpha * torch.exp(-beta * (1.0 - affinity))
-            votes.fill_diagonal_(0.0)
-            loo = float(((base_scores + votes @ onehot).argmax(1).numpy() == labels).mean()) if n else 0.0
-            key = (loo, -alpha, alpha, beta)
-            if best is None or key > best:
-                best = key
-    if best is None:  # every setting cost validation accuracy: the weakest one
-        return ExemplarMemory(keys, labels, ALPHAS[0], BETAS[-1])
+    best: tuple[float, float, float, float] | None = None  # (loo, -reach, alpha, beta)
+    settings = [(a, b) for a in ALPHAS for b in BETAS if a * np.exp(-b * 0.05) >= NEAR_DUPLICATE_VOTE]
+    for alpha, beta in settings:
+        candidate = ExemplarMemory(keys, labels, alpha, beta)
+        valid = score_features(valid_features, head_weight, head_bias, group=group, memory=candidate)
+        valid_acc = float((valid.argmax(1) == valid_labels).mean()) if len(valid_labels) else 1.0
+        if valid_acc < base_acc - MAX_VALID_DROP:
+            continue
+        votes = alpha * torch.exp(-beta * (1.0 - nearest_per_class(affinity, onehot)))
+        loo = float(((base_scores + votes).argmax(1).numpy() == labels).mean()) if n else 0.0
+        key = (loo, -alpha * float(np.exp(-beta * 0.25)), alpha, beta)
+        if best is None or key > best:
+            best = key
+    if best is None:  # every setting cost validation accuracy: the one that reaches least far
+        alpha, beta = min(settings, key=lambda ab: ab[0] * np.exp(-ab[1] * 0.25))
+        return ExemplarMemory(keys, labels, alpha, beta)
     return ExemplarMemory(keys, labels, best[2], best[3])

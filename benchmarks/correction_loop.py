@@ -1,0 +1,203 @@
+"""Does correcting Sorter make it better on the user's own photos? Prints a table.
+
+Simulates a user whose photos come from another source than the model's training photos:
+train a model on source A; sort the user's folder (source B) with ``sort_folder``; review the N
+least confident photos as the review dialog orders them, correcting the wrong ones (``correct``)
+and confirming the right ones (``confirm``); then measure, on the photos *not* reviewed:
+
+* ``before``: top-1 accuracy of the model as it sorted;
+* ``re-score``: top-1 of the instant re-score (cached features + the reviewed photos as memory),
+  what the review dialog and ``sorter resort`` use, with no retrain;
+* ``retrained``: top-1 of ``sorter retrain``'s new bundle (user photos oversampled + memory);
+* ``valid old/new``: accuracy on the original validation split (what it knew);
+* ``retrain s``: seconds of the retrain, with the training features already cached.
+
+Splits, all from ``../shared/datasets`` (real photos):
+
+* ``search-chairs``: trained on furniture7 without its search-engine chairs (``image_N``); the
+  user's folder is furniture7_extra's 98 search-engine chairs plus 50 beds and 50 sofas;
+* ``product-scene``: bed/chair/sofa, trained on product shots (white background), the user's
+  folder is room scenes;
+* ``f7-extra``: trained on furniture7's bed/chair/sofa, the user's folder is furniture7_extra
+  (same source: a control).
+
+Run: ``python benchmarks/correction_loop.py [--splits search-chairs,product-scene] [--n 10,30,60]
+[--views 1] [--user 200]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sorter.core.classifier import Classifier
+from sorter.core.corrections import CorrectionStore, confirm, correct
+from sorter.core.datasets import LabelledData, Sample, load_data
+from sorter.core.journal import Journal
+from sorter.core.rescore import rescore
+from sorter.core.sorting import SortOptions, sort_folder
+from sorter.model.bundle import load_bundle
+from sorter.names import UNSURE_FOLDER
+from sorter.train.engine import TrainSettings
+from sorter.train.retrain import retrain
+from sorter.train.train import fit_and_export
+
+DATASETS = Path(os.environ.get("SORTER_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+F7 = DATASETS / "furniture7" / "images"
+EXTRA = DATASETS / "furniture7_extra" / "images"
+BCS = ("bed", "chair", "sofa")
+
+
+def white_background(path: Path) -> bool:
+    """A product shot: most of the photo's border is near white."""
+    with Image.open(path) as img:
+        img.draft("RGB", (128, 128))
+        a = np.asarray(img.convert("RGB").resize((64, 64)), dtype=np.float32)
+    border = np.concatenate(
+        [a[:4].reshape(-1, 3), a[-4:].reshape(-1, 3), a[:, :4].reshape(-1, 3), a[:, -4:].reshape(-1, 3)]
+    )
+    return bool((border.min(axis=1) > 225).mean() > 0.6)
+
+
+def samples(folder: Path, classes: tuple[str, ...]) -> list[Sample]:
+    return [Sample(p, (c,)) for c in classes for p in sorted((folder / c).iterdir())]
+
+
+def make_split(name: str, n_user: int) -> tuple[list[Sample], list[Sample]]:
+    rng = random.Random(7)
+    if name == "search-chairs":
+        train = [s for s in load_data(F7).samples if not s.path.name.startswith("image_")]
+        user = [s for s in samples(EXTRA, ("chair",)) if s.path.name.startswith("image_")]
+        others = [s for s in samples(EXTRA, ("bed", "sofa"))]
+        half = max(1, (n_user - len(user)) // 2)
+        user += rng.sample([s for s in others if s.labels[0] == "bed"], half)
+        user += rng.sample([s for s in others if s.labels[0] == "sofa"], half)
+        return train, user
+    if name == "product-scene":
+        pool = [s for s in samples(F7, BCS) + samples(EXTRA, BCS) if not s.path.name.startswith("image_")]
+        product = [s for s in pool if white_background(s.path)]
+        scene = [s for s in pool if not white_background(s.path)]
+        return product, rng.sample(scene, min(n_user, len(scene)))
+    if name == "f7-extra":
+        return samples(F7, BCS), rng.sample(samples(EXTRA, BCS), n_user)
+    raise SystemExit(f"unknown split {name}")
+
+
+def top1(probs: np.ndarray, classes: tuple[str, ...], truth: list[str]) -> float:
+    return float(np.mean([classes[int(np.argmax(p))] == t for p, t in zip(probs, truth, strict=True)]))
+
+
+def run_split(name: str, ns: list[int], views: int, n_user: int, root: Path) -> list[tuple[object, ...]]:
+    train_samples, user_samples = make_split(name, n_user)
+    classes = tuple(sorted({s.labels[0] for s in train_samples}))
+    data = LabelledData(tuple(train_samples), classes, False, f"folder:{root / 'none'}")
+    cache = root / "features.sqlite"
+    started = time.perf_counter()
+    trained = fit_and_export(data, root / f"{name}.safetensors", TrainSettings(views=views), feature_cache=cache)
+    print(
+        f"[{name}] trained on {len(train_samples)} photos in {time.perf_counter() - started:.0f} s; "
+        f"user folder {len(user_samples)} photos",
+        flush=True,
+    )
+    src = root / f"{name}-photos"
+    truth_of: dict[str, str] = {}
+    for i, s in enumerate(user_samples):
+        src.mkdir(parents=True, exist_ok=True)
+        target = src / f"{i:04d}{s.path.suffix.lower()}"
+        shutil.copy2(s.path, target)
+        truth_of[target.name] = s.labels[0]
+    rows = []
+    for n in ns:
+        out = root / f"{name}-sorted-{n}"
+        store_path = root / f"{name}-{n}" / "corrections.sqlite"
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+        classifier = Classifier(load_bundle(trained.path), torch.device("cpu"))
+        job = sort_folder(SortOptions(src, out), classifier)
+        for _ in job:
+            pass
+        with Journal.open(out, create=False, lock=False) as journal:
+            ops = [op for op in journal.live_ops()]
+        ops.sort(key=lambda op: (op.destination.parent.name != UNSURE_FOLDER, op.confidence, op.destination.name))
+        reviewed, rest = ops[:n], ops[n:]
+        wrong = 0
+        with CorrectionStore(store_path) as store:
+            for op in reviewed:
+                truth = truth_of[op.source.name]
+                if op.destination.parent.name != truth:
+                    correct(out, op.destination, truth, store)
+                    wrong += 1
+                else:
+                    confirm(out, op.destination, store)
+            bundle = load_bundle(trained.path)
+            rest_truth = [truth_of[op.source.name] for op in rest]
+            rest_src = [op.source for op in rest]
+            before = top1(np.stack([p.probs for p in classifier.classify(rest_src, lambda p: p)]), classes, rest_truth)
+            scored, _ = rescore(out, bundle, store)
+            by_sha = {r.op.sha256: r for r in scored}
+            instant = float(np.mean([by_sha[op.sha256].suggested == t for op, t in zip(rest, rest_truth, strict=True)]))
+            t0 = time.perf_counter()
+            result = retrain(
+                trained.path, root / f"{name}-retrained-{n}.safetensors", store, data=data, feature_cache=cache
+            )
+            seconds = time.perf_counter() - t0
+        new = Classifier(load_bundle(result.new_path), torch.device("cpu"))
+        after = top1(np.stack([p.probs for p in new.classify(rest_src, lambda p: p)]), new.classes, rest_truth)
+        rows.append(
+            (
+                name,
+                n,
+                wrong,
+                len(rest),
+                before,
+                instant,
+                after,
+                result.old_valid_accuracy,
+                result.new_valid_accuracy,
+                seconds,
+            )
+        )
+        print(
+            f"[{name}] N={n}: before {before:.1%} re-score {instant:.1%} retrained {after:.1%} "
+            f"valid {result.old_valid_accuracy:.1%}->{result.new_valid_accuracy:.1%} retrain {seconds:.1f} s",
+            flush=True,
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--splits", default="search-chairs,product-scene,f7-extra")
+    parser.add_argument("--n", default="10,30,60")
+    parser.add_argument("--views", type=int, default=3, help="augmented views per training photo")
+    parser.add_argument("--user", type=int, default=200, help="photos in the user's folder")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    ns = [int(x) for x in args.n.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sorter-loop-") as tmp:
+        os.environ["SORTER_DATA_DIR"] = str(Path(tmp) / "data")
+        for name in args.splits.split(","):
+            rows += run_split(name, ns, args.views, args.user, Path(tmp))
+    print()
+    print(
+        f"{'split':<14} {'N':>3} {'wrong':>5} {'rest':>5} {'before':>7} {'re-score':>9} {'retrained':>10} "
+        f"{'valid old':>10} {'valid new':>10} {'retrain s':>10}"
+    )
+    for name, n, wrong, rest, before, instant, after, vo, vn, sec in rows:
+        print(
+            f"{name:<14} {n:>3} {wrong:>5} {rest:>5} {before:>7.1%} {instant:>9.1%} {after:>10.1%} "
+            f"{vo:>10.1%} {vn:>10.1%} {sec:>10.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
