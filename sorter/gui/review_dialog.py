@@ -1,8 +1,11 @@
 """Review a sorted folder, least confident first, and fix labels by click, drop-down or number key.
 
 Every fix is the core ``correct()`` call (move the copy, update the journal, log the correction),
-run on a single-thread pool so two moves never race for one file name. The preview can overlay a
-Grad-CAM heat map: where the network looked when it chose a class.
+run on a single-thread pool so two moves never race for one file name; ``C`` (or *Right*) confirms
+a photo's folder, and *Rest of page is right* confirms every unreviewed photo in view. After each
+write the run is re-scored from the features kept at sort time, with the reviewed photos as
+memory: photos whose suggested folder changed show it and come first, and *Re-sort the rest*
+moves them (one journaled, undoable run). The preview can overlay a Grad-CAM heat map.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from sorter.names import UNSURE_FOLDER
 
 if TYPE_CHECKING:
     from sorter.core.classifier import Classifier
+    from sorter.model.bundle import Bundle
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 PATHS_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -50,6 +54,10 @@ class ReviewItem:
     confidence: float
     similar: list[Path] = field(default_factory=list)
     """Near-duplicates of this photo in the same folder, shown and corrected as one group."""
+    suggested: str | None = None
+    """The folder the re-score now suggests, when it differs from where the photo lies."""
+    reviewed: bool = False
+    """Corrected or confirmed by the user."""
 
     @property
     def paths(self) -> list[Path]:
@@ -68,6 +76,7 @@ def group_near_duplicates(items: list[ReviewItem]) -> list[ReviewItem]:
                 h is not None
                 and rh is not None
                 and rep.label == item.label
+                and rep.reviewed == item.reviewed
                 and 8 <= h.bit_count() <= 56
                 and (h ^ rh).bit_count() <= NEAR_DUPLICATE_BITS
             ):
@@ -78,20 +87,36 @@ def group_near_duplicates(items: list[ReviewItem]) -> list[ReviewItem]:
     return [rep for rep, _ in kept]
 
 
-def load_items(output: Path) -> list[ReviewItem]:
-    """Sorted photos still in place, ``_unsure`` first, then least confident first, with
-    near-duplicates grouped. Reads files: call it off the GUI thread."""
+def load_items(output: Path, bundle: Bundle | None = None, corrections_db: Path | None = None) -> list[ReviewItem]:
+    """Sorted photos still in place, with near-duplicates grouped: photos not yet reviewed whose
+    re-scored folder changed first, then ``_unsure``, then least confident first. With a bundle
+    and the corrections store the photos are re-scored from their cached features. Reads files:
+    call it off the GUI thread."""
     from sorter.core.journal import Journal
 
     with Journal.open(output, create=False, lock=False) as journal:
-        undone = {r.id for r in journal.runs() if r.status == "undone"}
         seen: dict[Path, ReviewItem] = {}
-        for op in journal.ops():
-            if op.run_id in undone or op.status not in ("copied", "moved", "duplicate"):
-                continue
+        for op in journal.live_ops():
             if op.destination.exists():
                 seen[op.destination] = ReviewItem(op.destination, op.destination.parent.name, op.confidence)
-    ordered = sorted(seen.values(), key=lambda i: (i.label != UNSURE_FOLDER, i.confidence, i.path.name))
+    if bundle is not None and corrections_db is not None and not bundle.config.multi_label:
+        from sorter.core.corrections import CorrectionStore
+        from sorter.core.rescore import rescore
+
+        with CorrectionStore(corrections_db) as store:
+            scored, _ = rescore(output, bundle, store)
+            reviewed = store.reviewed_paths()
+        for r in scored:
+            item = seen.get(r.path)
+            if item is not None:
+                item.confidence = r.confidence
+                item.reviewed = r.reviewed or r.path in reviewed
+                if r.changed and not item.reviewed:
+                    item.suggested = r.suggested
+    ordered = sorted(
+        seen.values(),
+        key=lambda i: (i.suggested is None, i.reviewed, i.label != UNSURE_FOLDER, i.confidence, i.path.name),
+    )
     return group_near_duplicates(ordered)
 
 
@@ -146,6 +171,13 @@ class ReviewDialog(QDialog):
         top.addWidget(QLabel("Show:"))
         top.addWidget(self.filter_combo)
         top.addStretch()
+        self.resort_button = QPushButton("Re-sort the rest")
+        self.resort_button.setToolTip(
+            "Move the photos you have not reviewed to the folders suggested after your corrections (undoable)"
+        )
+        self.resort_button.setEnabled(self.classifier is not None)
+        self.resort_button.clicked.connect(self.resort_rest)
+        top.addWidget(self.resort_button)
         self.undo_button = QPushButton("Undo last correction")
         self.undo_button.clicked.connect(self.undo_last)
         top.addWidget(self.undo_button)
@@ -194,6 +226,16 @@ class ReviewDialog(QDialog):
         move_row.addWidget(self.move_combo, 1)
         move_row.addWidget(self.move_button)
         side_layout.addLayout(move_row)
+        confirm_row = QHBoxLayout()
+        self.confirm_button = QPushButton("Right (C)")
+        self.confirm_button.setToolTip("The selected photos are in the right folder: remember that for retraining")
+        self.confirm_button.clicked.connect(self.confirm_selected)
+        self.confirm_page_button = QPushButton("Rest of page is right")
+        self.confirm_page_button.setToolTip("Confirm every photo in view that you have not reviewed")
+        self.confirm_page_button.clicked.connect(self.confirm_page)
+        confirm_row.addWidget(self.confirm_button)
+        confirm_row.addWidget(self.confirm_page_button)
+        side_layout.addLayout(confirm_row)
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
@@ -210,7 +252,8 @@ class ReviewDialog(QDialog):
 
     def reload(self) -> None:
         """Read the journal and group near-duplicates on a worker, then fill the grid."""
-        output = self.output
+        output, db = self.output, self.corrections_db
+        bundle = self.classifier.bundle if self.classifier is not None else None
 
         def read() -> tuple[list[ReviewItem], list[str]]:
             folders = sorted(
@@ -218,7 +261,7 @@ class ReviewDialog(QDialog):
                 for p in output.iterdir()
                 if p.is_dir() and not p.name.startswith(".") and p.name != UNSURE_FOLDER
             )
-            return load_items(output), folders
+            return load_items(output, bundle, db), folders
 
         worker = FunctionWorker(read)
         worker.signals.returned.connect(self._populate)
@@ -232,7 +275,9 @@ class ReviewDialog(QDialog):
         self.grid.clear()
         for item in self.items:
             extra = f"  (+{len(item.similar)} similar)" if item.similar else ""
-            entry = QListWidgetItem(f"{item.path.name}{extra}\n{item.label} · {item.confidence:.0%}")
+            where = f"{item.label} → {item.suggested}?" if item.suggested else item.label
+            mark = "✓ " if item.reviewed else ""
+            entry = QListWidgetItem(f"{item.path.name}{extra}\n{mark}{where} · {item.confidence:.0%}")
             entry.setData(PATH_ROLE, str(item.path))
             entry.setData(PATHS_ROLE, [str(p) for p in item.paths])
             entry.setToolTip("\n".join(str(p) for p in item.paths))
@@ -255,7 +300,9 @@ class ReviewDialog(QDialog):
         total = sum(len(i.paths) for i in self.items)
         groups = sum(1 for i in self.items if i.similar)
         grouped = f", {groups} groups of near-duplicates" if groups else ""
-        self.status.setText(f"{total} photos{grouped}; the least confident come first.")
+        changed = sum(len(i.paths) for i in self.items if i.suggested)
+        suggested = f"; {changed} would move after your corrections (first)" if changed else ""
+        self.status.setText(f"{total} photos{grouped}{suggested}; then the least confident.")
         self.loaded.emit()
 
     def _rebuild_label_buttons(self) -> None:
@@ -340,6 +387,9 @@ class ReviewDialog(QDialog):
     # -- corrections ------------------------------------------------------------------------------
     def keyPressEvent(self, event: QKeyEvent) -> None:
         text = event.text()
+        if text.lower() == "c":
+            self.confirm_selected()
+            return
         if text.isdigit() and text != "0":
             labels = self.labels()
             index = int(text) - 1
@@ -366,6 +416,54 @@ class ReviewDialog(QDialog):
             return moved
 
         self._run_write(work, f"Moved {len(selected)} photo(s) to {label}.")
+
+    def confirm_selected(self) -> None:
+        """The selected photos are in the right folder."""
+        self._confirm([Path(p) for i in self.grid.selectedItems() for p in i.data(PATHS_ROLE)])
+
+    def confirm_page(self) -> None:
+        """Every photo in view, not yet reviewed and not in ``_unsure``, is in the right folder."""
+        view = self.grid.viewport().rect()
+        reviewed = {p for i in self.items if i.reviewed for p in i.paths}
+        paths: list[Path] = []
+        for row in range(self.grid.count()):
+            entry = self.grid.item(row)
+            if entry.isHidden() or not self.grid.visualItemRect(entry).intersects(view):
+                continue
+            paths.extend(Path(p) for p in entry.data(PATHS_ROLE) if Path(p) not in reviewed)
+        self._confirm(paths)
+
+    def _confirm(self, paths: list[Path]) -> None:
+        paths = [p for p in paths if p.parent.name != UNSURE_FOLDER]
+        if not paths:
+            return
+        from sorter.core.corrections import CorrectionStore, confirm
+
+        output, db = self.output, self.corrections_db
+
+        def work() -> list[Path]:
+            with CorrectionStore(db) as store:
+                for path in paths:
+                    confirm(output, path, store)
+            return []
+
+        self._run_write(work, f"Confirmed {len(paths)} photo(s).")
+
+    def resort_rest(self) -> None:
+        """Move the photos not reviewed where the re-score now puts them (``sorter resort``)."""
+        if self.classifier is None:
+            return
+        from sorter.core.corrections import CorrectionStore
+        from sorter.core.rescore import resort
+
+        output, db, bundle = self.output, self.corrections_db, self.classifier.bundle
+
+        def work() -> list[Path]:
+            with CorrectionStore(db) as store:
+                report = resort(output, bundle, store)
+            return [new for _, new in report.moved]
+
+        self._run_write(work, "Re-sorted the photos you had not reviewed (Undo in the main window reverts it).")
 
     def undo_last(self) -> None:
         from sorter.core.corrections import CorrectionStore, undo_correction

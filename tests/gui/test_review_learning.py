@@ -1,0 +1,63 @@
+"""In the review dialog a correction re-scores the run at once; C confirms; Re-sort moves the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, ImageOps
+from PySide6.QtCore import Qt
+
+from sorter.core.corrections import CONFIRMATION, CORRECTION, CorrectionStore
+from sorter.gui.review_dialog import ReviewDialog
+from sorter.names import UNSURE_FOLDER
+
+
+def _row_of(dialog: ReviewDialog, path: Path) -> int:
+    return next(
+        r for r in range(dialog.grid.count()) if str(path) in dialog.grid.item(r).data(Qt.ItemDataRole.UserRole + 1)
+    )
+
+
+def test_a_correction_suggests_the_same_folder_for_its_twin_and_resort_moves_it(
+    qtbot, window, photo_folder: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    original = sorted(photo_folder.glob("*.jp*g"))[0]
+    twin = photo_folder / "zz_twin.jpg"
+    with Image.open(original) as img:
+        ImageOps.mirror(img.convert("RGB")).save(twin, quality=92)
+    out = tmp_path / "sorted"
+    window.source_edit.setText(str(photo_folder))
+    window.output_edit.setText(str(out))
+    with qtbot.waitSignal(window.run_finished, timeout=180_000):
+        window.start()
+    window.review()
+    dialog: ReviewDialog = window.review_dialog
+    qtbot.add_widget(dialog)
+    qtbot.waitSignal(dialog.loaded, timeout=30_000).wait()
+    first = next(p for i in dialog.items for p in i.paths if p.name.endswith(original.name))
+    twin_sorted = next(p for i in dialog.items for p in i.paths if p.name.endswith(twin.name))
+    target = next(c for c in dialog.labels() if c not in (first.parent.name, twin_sorted.parent.name))
+
+    dialog.grid.clearSelection()
+    dialog.grid.setCurrentRow(_row_of(dialog, first))
+    with qtbot.waitSignals([dialog.corrected, dialog.loaded], timeout=30_000):
+        dialog.apply_label(target)
+    twin_item = next(i for i in dialog.items if twin_sorted in i.paths)
+    assert twin_item.suggested == target, "the twin shows the corrected folder as its suggestion"
+    assert dialog.items[0] is twin_item, "suggested moves come first"
+    assert f"→ {target}?" in dialog.grid.item(0).text()
+
+    # C confirms the selected photo (one not in _unsure and not the twin)
+    other = next(i for i in dialog.items if i is not twin_item and not i.reviewed and i.label != UNSURE_FOLDER)
+    dialog.grid.clearSelection()
+    dialog.grid.setCurrentRow(_row_of(dialog, other.path))
+    with qtbot.waitSignal(dialog.loaded, timeout=30_000):
+        qtbot.keyClick(dialog, Qt.Key.Key_C)
+    assert next(i for i in dialog.items if other.path in i.paths).reviewed
+
+    with qtbot.waitSignal(dialog.loaded, timeout=60_000):
+        dialog.resort_button.click()
+    assert (out / target / twin_sorted.name).exists() and not twin_sorted.exists()
+    assert other.path.exists(), "a confirmed photo is never moved"
+    with CorrectionStore(tmp_path / "data" / "corrections.sqlite") as store:
+        assert store.count(CORRECTION) == 1 and store.count(CONFIRMATION) == 1
