@@ -75,7 +75,7 @@ def samples(folder: Path, classes: tuple[str, ...]) -> list[Sample]:
 def make_split(name: str, n_user: int) -> tuple[list[Sample], list[Sample]]:
     rng = random.Random(7)
     if name == "search-chairs":
-        train = [s for s in load_data(F7).samples if not s.path.name.startswith("image_")]
+        train = [s for s in load_data(F7).samples if not (s.labels[0] == "chair" and s.path.name.startswith("image_"))]
         user = [s for s in samples(EXTRA, ("chair",)) if s.path.name.startswith("image_")]
         others = [s for s in samples(EXTRA, ("bed", "sofa"))]
         half = max(1, (n_user - len(user)) // 2)
