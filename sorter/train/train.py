@@ -122,7 +122,7 @@ def fit_and_export(
         "views": settings.views,
         "fine_tune_epochs": settings.fine_tune_epochs,
         "lr": result.lr,
-        "weights": str(settings.weights) if settings.weights else "embedded efficientnet-lite0 ImageNet",
+        "weights": str(settings.weights) if settings.weights else f"embedded {settings.architecture} ImageNet",
         "metrics": {
             "accuracy": round(evaluation.accuracy, 4),
             **({"fbeta": round(evaluation.fbeta or 0.0, 4)} if evaluation.multi_label else {}),
