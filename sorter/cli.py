@@ -70,14 +70,25 @@ def cmd_sort(args: argparse.Namespace) -> int:
     classifier = Classifier.load(
         resolve_model(args.model), args.device, backend=args.backend, cache_dir=cache_dir(), batch_size=args.batch_size
     )
-    options = SortOptions(source=source, output=output, move=args.move, threshold=args.threshold, dry_run=args.dry_run)
+    options = SortOptions(
+        source=source,
+        output=output,
+        move=args.move,
+        threshold=args.threshold,
+        dry_run=args.dry_run,
+        precision=args.precision,
+        other_folder=args.other_folder,
+    )
     progress = Progress(sys.stderr, enabled=not args.json and sys.stderr.isatty())
     plan_lines: list[str] = []
 
     def on_event(ev: SortEvent) -> None:
         progress.update(ev.index, ev.total, ev.source.name)
         if ev.status == "planned":
-            plan_lines.append(f"{ev.source}  ->  {', '.join(str(d) for d in ev.destinations)}  ({ev.confidence:.0%})")
+            why = f"; {ev.reason}" if ev.reason else ""
+            plan_lines.append(
+                f"{ev.source}  ->  {', '.join(str(d) for d in ev.destinations)}  ({ev.confidence:.0%}{why})"
+            )
 
     job = sort_folder(options, classifier)
     try:
@@ -103,6 +114,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
         )
         for label, n in sorted(summary.per_label.items()):
             print(f"  {label}: {n}")
+        for note in summary.notes:
+            print(f"Note: {note}.", file=sys.stderr)
     for path, reason in summary.failures:
         print(f"failed: {path}: {reason}", file=sys.stderr)
     return EXIT_PARTIAL if summary.failed else EXIT_OK
@@ -366,7 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="general", help="model name or .safetensors path (default: general)")
     _add_inference_arguments(p)
     p.add_argument("--move", action="store_true", help="move photos instead of copying them")
-    p.add_argument("--threshold", type=float, help="confidence below which photos go to _unsure")
+    p.add_argument(
+        "--precision",
+        type=float,
+        help="sort a photo only when the model is this sure, as measured on its validation photos (default 0.95)",
+    )
+    p.add_argument("--threshold", type=float, help="one fixed confidence for every class (overrides --precision)")
+    p.add_argument(
+        "--other-folder", action="store_true", help="photos that fit none of the categories go to _other, not _unsure"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     p.add_argument("--batch-size", type=int, default=16, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")

@@ -61,3 +61,5 @@ def class_names_problem(names: Iterable[object]) -> str | None:
 
 UNSURE_FOLDER = "_unsure"
 """Where images below the confidence threshold go; no class may take this name."""
+OTHER_FOLDER = "_other"
+"""Where photos that fit none of the categories go when the user keeps them apart from _unsure."""

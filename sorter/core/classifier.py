@@ -54,6 +54,8 @@ class Prediction(Generic[T]):
     error: str | None = None
     features: np.ndarray | None = None
     """Pooled body features (what re-scoring and the exemplar memory compare)."""
+    fit: float = 1.0
+    """Best cosine to a class mean or stored photo: low means it looks like none of the classes."""
 
 
 BACKENDS = ("auto", "torch", "onnx")
@@ -88,9 +90,9 @@ class Classifier:
         self.batch_size = max(1, batch_size)
         self.decode_threads = max(1, decode_threads or os.cpu_count() or 1)
         self.preprocess = Preprocessor(self.config)
-        self.pipeline = InferencePipeline(bundle.build_model(), self.config, bundle.memory).eval()
+        self.pipeline = InferencePipeline(bundle.build_model(), self.config, bundle.memory, bundle.ood_anchors).eval()
         self.backend = self._choose_backend(backend)
-        self._engine: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] = self._torch_engine
+        self._engine: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]] = self._torch_engine
         if self.backend == "onnx":
             from sorter.core import onnx_backend
 
@@ -155,8 +157,8 @@ class Classifier:
         """Probabilities (N, classes) for decoded ``H×W×3`` uint8 arrays."""
         return self._engine(np.stack(arrays))[0]
 
-    def predict_with_features(self, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities (N, classes) and pooled body features (N, D)."""
+    def predict_with_features(self, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Probabilities (N, classes), pooled body features (N, D) and fit (N,)."""
         return self._engine(np.stack(arrays))
 
     @property
@@ -164,13 +166,13 @@ class Classifier:
         """Identifies the features this network makes: same recipe, comparable vectors."""
         return self.bundle.feature_recipe
 
-    def _torch_engine(self, photos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _torch_engine(self, photos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         batch = torch.from_numpy(photos)
         if self.device.type == "cuda":
             batch = batch.pin_memory().to(self.device, non_blocking=True)
         with torch.inference_mode():
-            probs, features = self.pipeline(batch)
-        return probs.cpu().numpy(), features.cpu().numpy()
+            probs, features, fit = self.pipeline(batch)
+        return probs.cpu().numpy(), features.cpu().numpy(), fit.float().cpu().numpy()
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 NCHW on the device → the network's input, with the bundle's mean and std."""
@@ -222,14 +224,14 @@ class Classifier:
             for item, _, error in pending:
                 yield Prediction(item, None, error)
             return
-        probs, features = self.predict_with_features(arrays)
+        probs, features, fit = self.predict_with_features(arrays)
         rows = iter(range(len(arrays)))
         for item, arr, error in pending:
             if arr is None:
                 yield Prediction(item, None, error)
             else:
                 row = next(rows)
-                yield Prediction(item, probs[row], features=features[row])
+                yield Prediction(item, probs[row], features=features[row], fit=float(fit[row]))
 
 
 def top_k(probs: np.ndarray, classes: Sequence[str], k: int = 3) -> list[tuple[str, float]]:

@@ -18,7 +18,7 @@ from typing import Any
 from sorter.core.fileops import place, sha256_of
 from sorter.core.journal import Journal
 from sorter.errors import SorterError, UsageError, describe_os_error
-from sorter.names import UNSURE_FOLDER, folder_name_problem
+from sorter.names import OTHER_FOLDER, UNSURE_FOLDER, folder_name_problem
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS corrections (
@@ -187,7 +187,7 @@ def correct(output: Path, photo: Path, new_label: str, store: CorrectionStore) -
     if not photo.is_relative_to(output):
         raise UsageError(f"'{photo.name}' is not inside the sorted folder '{output}'.")
     problem = folder_name_problem(new_label)
-    if problem is not None or new_label.casefold() == UNSURE_FOLDER:
+    if problem is not None or new_label.casefold() in (UNSURE_FOLDER, OTHER_FOLDER):
         raise UsageError(f"'{new_label}' cannot be a category name ({problem or 'it is reserved'}).")
     if photo.parent.name == new_label:
         raise UsageError(f"'{photo.name}' is already in '{new_label}'.")
@@ -249,8 +249,8 @@ def confirm(output: Path, photo: Path, store: CorrectionStore) -> Correction:
     if not photo.is_relative_to(output) or photo.parent.parent != output:
         raise UsageError(f"'{photo.name}' is not in a category folder of '{output}'.")
     label = photo.parent.name
-    if label.casefold() == UNSURE_FOLDER:
-        raise UsageError(f"'{photo.name}' is in {UNSURE_FOLDER}: move it to its category instead of confirming it.")
+    if label.casefold() in (UNSURE_FOLDER, OTHER_FOLDER):
+        raise UsageError(f"'{photo.name}' is in {label}: move it to its category instead of confirming it.")
     with Journal.open(output, create=False, lock=False) as journal:
         op = journal.op_for_destination(photo)
         run = next((r for r in journal.runs() if op is not None and r.id == op.run_id), None)

@@ -26,7 +26,7 @@ from sorter.model.pipeline import InferencePipeline
 
 log = logging.getLogger(__name__)
 
-EXPORT_RECIPE = 2
+EXPORT_RECIPE = 3
 """Bump when the export changes (opset, names, what the graph includes) to retire old caches."""
 OPSET = 17
 TOLERANCE = 1e-4
@@ -72,8 +72,13 @@ def export(pipeline: InferencePipeline, input_size: tuple[int, int]) -> bytes:
             (example,),
             buffer,  # type: ignore[arg-type]  # file objects are accepted, the stub says paths only
             input_names=["photos"],
-            output_names=["probabilities", "features"],
-            dynamic_axes={"photos": {0: "batch"}, "probabilities": {0: "batch"}, "features": {0: "batch"}},
+            output_names=["probabilities", "features", "fit"],
+            dynamic_axes={
+                "photos": {0: "batch"},
+                "probabilities": {0: "batch"},
+                "features": {0: "batch"},
+                "fit": {0: "batch"},
+            },
             opset_version=OPSET,
             dynamo=False,
         )
@@ -102,9 +107,9 @@ class OnnxEngine:
         self._session: Any = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 
-    def __call__(self, photos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probs, features = self._session.run(None, {self._input: np.ascontiguousarray(photos)})
-        return probs, features
+    def __call__(self, photos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        probs, features, fit = self._session.run(None, {self._input: np.ascontiguousarray(photos)})
+        return probs, features, fit
 
 
 def load_engine(

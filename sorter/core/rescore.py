@@ -20,10 +20,10 @@ import numpy as np
 from sorter.core.corrections import Correction, CorrectionStore
 from sorter.core.fileops import place
 from sorter.core.journal import STATE_DIR, Journal, Op
-from sorter.core.sorting import FEATURES_NAME, decide
+from sorter.core.sorting import FEATURES_NAME, policy_for
 from sorter.errors import SorterError, UsageError, describe_os_error
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
-from sorter.learn.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory, score_features
+from sorter.learn.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory, score_and_fit
 from sorter.model.bundle import Bundle
 from sorter.model.pipeline import group_matrix
 
@@ -41,6 +41,7 @@ class Rescored:
     confidence: float
     probs: np.ndarray = field(repr=False)
     reviewed: bool = False
+    reason: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -68,19 +69,35 @@ def with_user_memory(bundle: Bundle, labelled: Sequence[tuple[np.ndarray, str]])
 
 def score(bundle: Bundle, features: np.ndarray, memory: ExemplarMemory | None) -> np.ndarray:
     """Folder probabilities for cached features, as the bundle's network would give them."""
+    return score_with_fit(bundle, features, memory)[0]
+
+
+def score_with_fit(
+    bundle: Bundle, features: np.ndarray, memory: ExemplarMemory | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Folder probabilities and each photo's fit to any category, from cached features."""
     group = group_matrix(bundle.config)
-    return score_features(
+    anchors = bundle.ood_anchors
+    return score_and_fit(
         features,
         bundle.state["head.weight"].float().numpy(),
         bundle.state["head.bias"].float().numpy(),
         group=None if group is None else group.numpy(),
         multi_label=bundle.config.multi_label,
         memory=memory,
+        temperature=bundle.config.temperature,
+        anchors=None if anchors is None else anchors.numpy(),
     )
 
 
 def rescore(
-    output: Path, bundle: Bundle, store: CorrectionStore, *, threshold: float | None = None
+    output: Path,
+    bundle: Bundle,
+    store: CorrectionStore,
+    *,
+    threshold: float | None = None,
+    precision: float | None = None,
+    other_folder: bool = False,
 ) -> tuple[list[Rescored], int]:
     """Score every photo still in ``output`` again from its cached features.
 
@@ -91,7 +108,7 @@ def rescore(
     if bundle.config.multi_label:
         raise UsageError("Re-sorting is for single-label models; this model gives several labels per photo.")
     output = output.expanduser().resolve()
-    threshold = bundle.config.threshold if threshold is None else threshold
+    policy = policy_for(bundle.config, threshold=threshold, precision=precision, other_folder=other_folder)
     with Journal.open(output, create=False, lock=False) as journal:
         ops = [op for op in journal.live_ops() if op.destination.is_file()]
     recipe = bundle.feature_recipe
@@ -109,11 +126,12 @@ def rescore(
     if not known:
         return [], missing
     feats = np.stack([found[(op.sha256, CLEAN_VIEW)] for op in known])
-    probs = score(bundle, feats, memory)
+    probs, fits = score_with_fit(bundle, feats, memory)
     reviewed_paths = store.reviewed_paths()
     out = []
-    for op, row in zip(known, probs, strict=True):
-        label = decide(row, bundle.config.classes, threshold, False)[0]
+    for op, row, fit in zip(known, probs, fits, strict=True):
+        labels, reason = policy.decide(row, float(fit))
+        label = labels[0]
         out.append(
             Rescored(
                 op=op,
@@ -123,6 +141,7 @@ def rescore(
                 confidence=float(row.max()),
                 probs=row,
                 reviewed=op.sha256 in reviewed_shas or op.destination in reviewed_paths,
+                reason=reason,
             )
         )
     out.sort(key=lambda r: (r.confidence, r.path.name))
@@ -155,7 +174,15 @@ class ResortReport:
         }
 
 
-def resort(output: Path, bundle: Bundle, store: CorrectionStore, *, threshold: float | None = None) -> ResortReport:
+def resort(
+    output: Path,
+    bundle: Bundle,
+    store: CorrectionStore,
+    *,
+    threshold: float | None = None,
+    precision: float | None = None,
+    other_folder: bool = False,
+) -> ResortReport:
     """Move every photo not reviewed whose folder the current model (and the user's reviewed
     photos) now chooses differently; one journaled run that ``undo`` reverts.
 
@@ -163,7 +190,9 @@ def resort(output: Path, bundle: Bundle, store: CorrectionStore, *, threshold: f
         SorterError: nothing was sorted there, or the folder is in use by another run.
     """
     output = output.expanduser().resolve()
-    scored, missing = rescore(output, bundle, store, threshold=threshold)
+    scored, missing = rescore(
+        output, bundle, store, threshold=threshold, precision=precision, other_folder=other_folder
+    )
     report = ResortReport(None, without_features=missing)
     todo = []
     for r in scored:

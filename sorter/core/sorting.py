@@ -26,8 +26,10 @@ from sorter.core.fileops import Placed, Staged, candidate_names, discard, place,
 from sorter.core.images import Candidate, scan
 from sorter.core.journal import STATE_DIR, Journal
 from sorter.errors import DestinationError, UsageError, describe_os_error
+from sorter.learn.calibration import DEFAULT_PRECISION
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
-from sorter.names import UNSURE_FOLDER
+from sorter.model.bundle import BundleConfig
+from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
 
 Status = Literal["sorted", "unsure", "skipped", "failed", "planned"]
 
@@ -53,6 +55,7 @@ class _Pending:
     status: Status
     future: Future[list[Placed]]
     features: np.ndarray | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,10 @@ class SortOptions:
         source: folder of photos (searched recursively).
         output: folder that receives ``<label>/`` sub-folders.
         move: move instead of copy (originals are never touched otherwise).
-        threshold: confidence below which a photo goes to ``_unsure``; None uses the model's.
+        threshold: confidence below which a photo goes to ``_unsure``, for every class; None uses
+            the model's calibrated per-class thresholds for ``precision``.
+        precision: the share of sorted photos that should be right (calibrated bundles).
+        other_folder: photos that fit none of the categories go to ``_other``, not ``_unsure``.
         dry_run: decide everything, write nothing.
     """
 
@@ -72,6 +78,8 @@ class SortOptions:
     move: bool = False
     threshold: float | None = None
     dry_run: bool = False
+    precision: float | None = None
+    other_folder: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,8 @@ class SortEvent:
     duplicate: bool = False
     error: str | None = None
     elapsed: float = 0.0
+    reason: str | None = None
+    """Why a photo was not sorted into a category (unsure, or none of the categories)."""
 
 
 @dataclass
@@ -108,6 +118,9 @@ class SortSummary:
     per_label: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
+    not_sorted: list[tuple[Path, str]] = field(default_factory=list)
+    """Photos left out of the categories, with the reason."""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def classified(self) -> int:
@@ -123,8 +136,12 @@ class SortSummary:
             self.failures.append((event.source, event.error or "unknown error"))
         elif event.status == "skipped":
             self.skipped += 1
-        elif event.status == "unsure" or (event.status == "planned" and event.labels == (UNSURE_FOLDER,)):
+        elif event.status == "unsure" or (
+            event.status == "planned" and event.labels in ((UNSURE_FOLDER,), (OTHER_FOLDER,))
+        ):
             self.unsure += 1
+            if event.reason:
+                self.not_sorted.append((event.source, event.reason))
         else:
             self.sorted += 1
         if event.status in ("sorted", "unsure", "planned"):
@@ -149,6 +166,8 @@ class SortSummary:
             "device": self.device,
             "backend": self.backend,
             "failures": [{"path": str(p), "reason": r} for p, r in self.failures],
+            "not_sorted": [{"path": str(p), "reason": r} for p, r in self.not_sorted],
+            "notes": list(self.notes),
         }
 
 
@@ -165,6 +184,67 @@ def decide(probs: np.ndarray, classes: tuple[str, ...], threshold: float, multi_
         return chosen or (UNSURE_FOLDER,)
     best = int(np.argmax(probs))
     return (classes[best],) if probs[best] >= threshold else (UNSURE_FOLDER,)
+
+
+NONE_OF_THESE = "looks like none of the categories"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When a photo is sorted, from the bundle's statistics and the user's choices.
+
+    Args:
+        thresholds: confidence each class needs (per class: calibrated for a precision).
+        fit_threshold: the fit below which a photo is none of the categories; None when the
+            bundle has no such statistics.
+        other_folder: where those photos go (``_unsure`` or ``_other``).
+    """
+
+    classes: tuple[str, ...]
+    thresholds: np.ndarray
+    multi_label: bool
+    fit_threshold: float | None = None
+    other_folder: str = UNSURE_FOLDER
+
+    def decide(self, probs: np.ndarray, fit: float = 1.0) -> tuple[tuple[str, ...], str | None]:
+        """The folder(s) for one photo and, when it is not sorted, why."""
+        if self.fit_threshold is not None and fit < self.fit_threshold:
+            return (self.other_folder,), NONE_OF_THESE
+        if self.multi_label:
+            chosen = tuple(self.classes[i] for i in np.flatnonzero(probs >= self.thresholds))
+            return (chosen, None) if chosen else ((UNSURE_FOLDER,), "no category is likely enough")
+        order = np.argsort(-probs)
+        best = int(order[0])
+        if probs[best] >= self.thresholds[best]:
+            return (self.classes[best],), None
+        if len(order) > 1:
+            second = int(order[1])
+            return (UNSURE_FOLDER,), (
+                f"between {self.classes[best]} ({probs[best]:.0%}) and {self.classes[second]} ({probs[second]:.0%})"
+            )
+        return (UNSURE_FOLDER,), f"not sure enough ({probs[best]:.0%})"
+
+
+def policy_for(
+    config: BundleConfig,
+    *,
+    threshold: float | None = None,
+    precision: float | None = None,
+    other_folder: bool = False,
+) -> Policy:
+    """A fixed ``threshold`` applies to every class; otherwise a calibrated bundle gives each class
+    the threshold that reached ``precision`` on its validation photos, and an older bundle uses its
+    single default threshold."""
+    k = len(config.classes)
+    table = config.calibration_table()
+    if threshold is not None:
+        thresholds = np.full(k, threshold, dtype=np.float32)
+    elif table is not None and not config.multi_label:
+        thresholds = table.thresholds(DEFAULT_PRECISION if precision is None else precision)
+    else:
+        thresholds = np.full(k, config.threshold, dtype=np.float32)
+    fit = config.ood.threshold if config.ood is not None else None
+    return Policy(config.classes, thresholds, config.multi_label, fit, OTHER_FOLDER if other_folder else UNSURE_FOLDER)
 
 
 def _check_folders(options: SortOptions) -> tuple[Path, Path]:
@@ -191,9 +271,13 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             placed until then stay placed and journaled, and running again resumes.
     """
     source, output = _check_folders(options)
-    threshold = classifier.config.threshold if options.threshold is None else options.threshold
-    if not 0.0 <= threshold <= 1.0:
+    if options.threshold is not None and not 0.0 <= options.threshold <= 1.0:
         raise UsageError("The confidence threshold must be between 0 and 1.")
+    if options.precision is not None and not 0.5 <= options.precision < 1.0:
+        raise UsageError("The precision must be at least 0.5 and below 1 (for example 0.95).")
+    policy = policy_for(
+        classifier.config, threshold=options.threshold, precision=options.precision, other_folder=options.other_folder
+    )
     summary = SortSummary(
         run_id=None,
         source=source,
@@ -203,6 +287,10 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
         dry_run=options.dry_run,
         backend=classifier.backend,
     )
+    note = classifier.bundle.lacks_statistics
+    if note is not None:
+        summary.notes.append(note)
+        log.warning("%s", note)
     started = time.perf_counter()
     journal: Journal | None = None
     if not options.dry_run:
@@ -275,6 +363,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             top=p.top,
             destinations=tuple(pl.destination for pl in placed),
             duplicate=duplicate,
+            reason=p.reason,
         )
 
     try:
@@ -303,13 +392,15 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
                     journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, [], failed=pred.error)
                 yield event(c, "failed", error=pred.error)
                 continue
-            labels = decide(pred.probs, classifier.classes, threshold, classifier.config.multi_label)
+            labels, reason = policy.decide(pred.probs, pred.fit)
             top = tuple(top_k(pred.probs, classifier.classes))
             confidence = float(pred.probs.max())
-            status: Status = "unsure" if labels == (UNSURE_FOLDER,) else "sorted"
+            status: Status = "unsure" if labels in ((UNSURE_FOLDER,), (OTHER_FOLDER,)) else "sorted"
             if options.dry_run:
                 planned = tuple(_planned_destination(output / label, c.path.name) for label in labels)
-                yield event(c, "planned", labels=labels, confidence=confidence, top=top, destinations=planned)
+                yield event(
+                    c, "planned", labels=labels, confidence=confidence, top=top, destinations=planned, reason=reason
+                )
                 continue
             assert journal is not None and summary.run_id is not None
             if options.move:
@@ -317,7 +408,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             else:
                 staged = [copier.submit(stage, c.path, output / label) for label in labels]
                 future = writer.submit(_name_all, c.path, output, labels, staged)
-            pending.append(_Pending(c, pred.probs, labels, top, confidence, status, future, pred.features))
+            pending.append(_Pending(c, pred.probs, labels, top, confidence, status, future, pred.features, reason))
             while pending and (pending[0].future.done() or len(pending) >= MAX_WRITES_IN_FLIGHT):
                 yield finish(pending.popleft())
         while pending:

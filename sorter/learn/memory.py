@@ -85,24 +85,35 @@ def log_probabilities(logits: torch.Tensor, group: torch.Tensor | None, multi_la
 
 
 class Scorer(nn.Module):
-    """Head logits (+ exemplar votes) → folder probabilities; an ``nn.Module`` so it exports.
+    """Head logits (+ exemplar votes) → folder probabilities, and the photo's fit to any
+    category; an ``nn.Module`` so it exports with the network.
 
     Args:
         num_classes: folders.
         group: (outputs, folders) 0/1 matrix for grouped bundles, or None.
         multi_label: sigmoid per folder instead of a softmax.
         memory: the bundle's exemplar memory, or None.
+        temperature: calibration temperature (1 = none).
+        anchors: (K, D) directions for the fit (class means), or None.
     """
 
     group: torch.Tensor | None
     keys: torch.Tensor | None
     onehot: torch.Tensor | None
+    anchors: torch.Tensor | None
 
     def __init__(
-        self, num_classes: int, group: torch.Tensor | None, multi_label: bool, memory: ExemplarMemory | None
+        self,
+        num_classes: int,
+        group: torch.Tensor | None,
+        multi_label: bool,
+        memory: ExemplarMemory | None,
+        temperature: float = 1.0,
+        anchors: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.multi_label = multi_label
+        self.temperature = float(temperature)
         self.register_buffer("group", group)
         if memory is not None and len(memory) and not multi_label:
             self.register_buffer("keys", torch.from_numpy(np.asarray(memory.keys, dtype=np.float32)))
@@ -114,12 +125,21 @@ class Scorer(nn.Module):
             self.keys = None
             self.onehot = None
             self.alpha = self.beta = 0.0
+        parts = [a for a in (anchors, self.keys) if a is not None]
+        self.register_buffer("anchors", normalise_rows(torch.cat([p.float() for p in parts])) if parts else None)
+
+    def fit(self, features: torch.Tensor) -> torch.Tensor:
+        """(N,) best cosine to a class mean or a stored photo; 1 when the bundle has neither."""
+        if self.anchors is None:
+            return torch.ones(features.shape[0], device=features.device)
+        out: torch.Tensor = (normalise_rows(features.float()) @ self.anchors.T).amax(dim=1)
+        return out
 
     def forward(self, logits: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """Folder probabilities; the memory votes only when ``features`` are given."""
         if self.multi_label:
             return torch.sigmoid(logits.float())
-        scores = log_probabilities(logits, self.group, False)
+        scores = log_probabilities(logits.float() / self.temperature, self.group, False)
         if features is not None and self.keys is not None and self.onehot is not None:
             scores = scores + memory_votes(features.float(), self.keys, self.onehot, self.alpha, self.beta)
         return torch.softmax(scores, dim=1)
@@ -133,16 +153,48 @@ def score_features(
     group: np.ndarray | None = None,
     multi_label: bool = False,
     memory: ExemplarMemory | None = None,
+    temperature: float = 1.0,
+    anchors: np.ndarray | None = None,
 ) -> np.ndarray:
     """Probabilities (N, folders) for cached features, exactly as the sorting network computes
     them: the review's re-scoring and the retrain's evaluation use this."""
+    return score_and_fit(
+        features,
+        head_weight,
+        head_bias,
+        group=group,
+        multi_label=multi_label,
+        memory=memory,
+        temperature=temperature,
+        anchors=anchors,
+    )[0]
+
+
+def score_and_fit(
+    features: np.ndarray,
+    head_weight: np.ndarray,
+    head_bias: np.ndarray,
+    *,
+    group: np.ndarray | None = None,
+    multi_label: bool = False,
+    memory: ExemplarMemory | None = None,
+    temperature: float = 1.0,
+    anchors: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (N, folders) and fit (N,) for cached features (see :class:`Scorer`)."""
     num_classes = group.shape[1] if group is not None else head_weight.shape[0]
-    scorer = Scorer(num_classes, None if group is None else torch.from_numpy(group).float(), multi_label, memory)
+    scorer = Scorer(
+        num_classes,
+        None if group is None else torch.from_numpy(group).float(),
+        multi_label,
+        memory,
+        temperature,
+        None if anchors is None else torch.from_numpy(np.asarray(anchors, dtype=np.float32)),
+    )
     with torch.inference_mode():
         x = torch.from_numpy(np.asarray(features, dtype=np.float32))
         logits = x @ torch.from_numpy(head_weight).float().T + torch.from_numpy(head_bias).float()
-        out: np.ndarray = scorer(logits, x).numpy()
-    return out
+        return scorer(logits, x).numpy(), scorer.fit(x).numpy()
 
 
 ALPHAS = (8.0, 12.0, 16.0, 24.0)

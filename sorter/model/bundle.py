@@ -22,9 +22,10 @@ import torch
 
 from sorter.errors import ModelLoadError
 from sorter.fsutil import TEMP_PREFIX, default_file_mode, rename_no_clobber
-from sorter.names import UNSURE_FOLDER, class_names_problem
+from sorter.names import OTHER_FOLDER, UNSURE_FOLDER, class_names_problem
 
 if TYPE_CHECKING:
+    from sorter.learn.calibration import Calibration
     from sorter.learn.memory import ExemplarMemory
 
 FORMAT = "sorter-bundle"
@@ -59,6 +60,20 @@ class MemorySettings:
 
 
 @dataclass(frozen=True)
+class OodSettings:
+    """How "none of these" is decided (see :mod:`sorter.learn.ood`).
+
+    ``anchors``: ``means`` (the tensor ``ood.anchors`` holds one unit vector per class) or
+    ``head`` (the head's weight rows stand in for class means: the embedded ImageNet model, whose
+    training photos we do not have).
+    """
+
+    threshold: float
+    anchors: str
+    size: int
+
+
+@dataclass(frozen=True)
 class BundleConfig:
     """What a bundle says about itself; see ``docs`` in README for the field list."""
 
@@ -76,6 +91,20 @@ class BundleConfig:
     grouping: Grouping | None = None
     training: Mapping[str, Any] = field(default_factory=dict)
     memory: MemorySettings | None = None
+    ood: OodSettings | None = None
+    calibration: Mapping[str, Any] | None = None
+    """Temperature and per-class precision table (:class:`sorter.learn.calibration.Calibration`)."""
+
+    def calibration_table(self) -> Calibration | None:
+        if self.calibration is None:
+            return None
+        from sorter.learn.calibration import Calibration
+
+        return Calibration.from_json(self.calibration, len(self.classes))
+
+    @property
+    def temperature(self) -> float:
+        return float(self.calibration["temperature"]) if self.calibration is not None else 1.0
 
     @property
     def num_outputs(self) -> int:
@@ -122,8 +151,8 @@ class BundleConfig:
         problem = class_names_problem(classes)
         if problem:
             raise bad(problem)
-        if any(c.casefold() == UNSURE_FOLDER for c in classes):
-            raise bad(f"a class may not be named {UNSURE_FOLDER!r}")
+        if any(c.casefold() in (UNSURE_FOLDER, OTHER_FOLDER) for c in classes):
+            raise bad(f"a class may not be named {UNSURE_FOLDER!r} or {OTHER_FOLDER!r}")
         multi = data.get("multi_label", False)
         if not isinstance(multi, bool):
             raise bad("multi_label must be true or false")
@@ -180,6 +209,29 @@ class BundleConfig:
                 beta=_number(raw_memory.get("beta"), 0.0, 100.0, "memory beta", bad),
                 size=exemplars,
             )
+        ood = None
+        raw_ood = data.get("ood")
+        if raw_ood is not None:
+            if not isinstance(raw_ood, dict) or raw_ood.get("anchors") not in ("means", "head"):
+                raise bad("its out-of-distribution settings are malformed")
+            anchors_n = raw_ood.get("size")
+            if isinstance(anchors_n, bool) or not isinstance(anchors_n, int) or not 1 <= anchors_n <= 65536:
+                raise bad("its out-of-distribution settings are malformed")
+            ood = OodSettings(
+                threshold=_number(raw_ood.get("threshold"), -1.0, 1.0, "the fit threshold", bad),
+                anchors=str(raw_ood["anchors"]),
+                size=anchors_n,
+            )
+        calibration = data.get("calibration")
+        if calibration is not None:
+            if not isinstance(calibration, dict):
+                raise bad("its calibration must be an object")
+            from sorter.learn.calibration import Calibration
+
+            try:
+                Calibration.from_json(calibration, len(classes))
+            except ValueError as exc:
+                raise bad(f"its calibration is malformed ({exc})") from exc
         return cls(
             architecture=arch,
             classes=tuple(classes),
@@ -194,6 +246,8 @@ class BundleConfig:
             grouping=grouping,
             training=training,
             memory=memory,
+            ood=ood,
+            calibration=calibration,
         )
 
 
@@ -240,6 +294,29 @@ class Bundle:
             self.extras["memory.labels"].long().numpy(),
             settings.alpha,
             settings.beta,
+        )
+
+    @property
+    def ood_anchors(self) -> torch.Tensor | None:
+        """(K, D) directions a photo must be near to fit any category, if the bundle has them."""
+        if self.config.ood is None:
+            return None
+        if self.config.ood.anchors == "head":
+            return self.state["head.weight"].float()
+        return self.extras["ood.anchors"].float()
+
+    @property
+    def lacks_statistics(self) -> str | None:
+        """A note for bundles made before confidence was calibrated and "none of these" existed."""
+        missing = [
+            name for name, v in (("calibration", self.config.calibration), ("fit", self.config.ood)) if v is None
+        ]
+        if not missing:
+            return None
+        return (
+            f"the model '{self.name}' has no {' and no '.join(missing)} statistics (made by an earlier version): "
+            "photos that fit no category are not set apart, and its single default threshold is used; "
+            "retrain it to add them"
         )
 
     @cached_property
@@ -322,6 +399,8 @@ def load_bundle(path: Path | str) -> Bundle:
             "memory.keys": (config.memory.size, net.num_features),
             "memory.labels": (config.memory.size,),
         }
+    if config.ood is not None and config.ood.anchors == "means":
+        memory_shapes["ood.anchors"] = (config.ood.size, net.num_features)
     state: dict[str, torch.Tensor] = {}
     extras: dict[str, torch.Tensor] = {}
     try:
@@ -365,6 +444,7 @@ def save_bundle(
     *,
     overwrite: bool = False,
     memory: ExemplarMemory | None = None,
+    ood_anchors: torch.Tensor | None = None,
 ) -> Path:
     """Write atomically (temporary file, then rename); refuse to replace a file unless asked.
 
@@ -385,6 +465,8 @@ def save_bundle(
         tensors["memory.labels"] = torch.from_numpy(memory.labels.astype("int64")).contiguous()
     else:
         config = replace(config, memory=None)
+    if ood_anchors is not None:
+        tensors["ood.anchors"] = ood_anchors.detach().to("cpu", torch.float16).contiguous()
     BundleConfig.from_json(config.to_json(), path)  # never write what we would refuse to read
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".safetensors", dir=path.parent)
@@ -422,6 +504,8 @@ def describe(config: BundleConfig) -> dict[str, Any]:
         "threshold": config.threshold,
         "grouped_outputs": config.num_outputs if config.grouping else None,
         "memory": asdict(config.memory) if config.memory else None,
+        "out_of_distribution": asdict(config.ood) if config.ood else None,
+        "calibrated": config.calibration is not None,
         "accuracy": metrics.get("accuracy") if isinstance(metrics, Mapping) else None,
         "training": dict(config.training),
     }

@@ -26,7 +26,7 @@ def group_matrix(config: BundleConfig) -> torch.Tensor | None:
 
 class InferencePipeline(nn.Module):
     """``uint8`` photos (N, H, W, 3), as the decoder makes them, → (probabilities (N, classes),
-    features (N, D)).
+    features (N, D), fit (N,): how well each photo fits any category).
 
     Args:
         net: the bundle's network (:class:`~sorter.model.architecture.SorterNet`).
@@ -37,13 +37,21 @@ class InferencePipeline(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, net: nn.Module, config: BundleConfig, memory: ExemplarMemory | None = None) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        config: BundleConfig,
+        memory: ExemplarMemory | None = None,
+        anchors: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         self.net = net
         self.multi_label = config.multi_label
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1) * 255)
-        self.scorer = Scorer(len(config.classes), group_matrix(config), config.multi_label, memory)
+        self.scorer = Scorer(
+            len(config.classes), group_matrix(config), config.multi_label, memory, config.temperature, anchors
+        )
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """``uint8`` NCHW → the network's input, in the network's dtype (half on a GPU)."""
@@ -56,9 +64,9 @@ class InferencePipeline(nn.Module):
         out: torch.Tensor = self.scorer(logits, features)
         return out
 
-    def forward(self, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # NHWC → NCHW is a view; the decoder's layout is already channels_last in memory.
         x = self.normalise(photos.permute(0, 3, 1, 2))
         features = self.net.features(x)  # type: ignore[operator]
         logits = self.net.head(features)  # type: ignore[operator]
-        return self.scorer(logits, features), features.float()
+        return self.scorer(logits, features), features.float(), self.scorer.fit(features)

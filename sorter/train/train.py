@@ -23,9 +23,11 @@ from sorter.core.datasets import LabelledData, fingerprint, load_data, split
 from sorter.core.evaluate import Evaluation, choose_threshold, evaluate, from_probabilities
 from sorter.core.rescore import score
 from sorter.fsutil import replace_atomically
+from sorter.learn.calibration import Calibration, fit_temperature, precision_table
 from sorter.learn.feature_cache import FeatureCache
-from sorter.learn.memory import ExemplarMemory, tune_memory
-from sorter.model.bundle import load_bundle, save_bundle
+from sorter.learn.memory import ExemplarMemory, score_and_fit, tune_memory
+from sorter.learn.ood import class_means, fit_threshold
+from sorter.model.bundle import OodSettings, load_bundle, save_bundle
 from sorter.train.engine import ProgressFn, TrainResult, TrainSettings, train
 from sorter.train_args import add_train_arguments
 
@@ -85,11 +87,17 @@ def fit_and_export(
             cache.close()
     valid = [data.samples[i] for i in valid_idx]
     memory = _memory(data, result, valid_idx, memory_idx or [])
+    anchors, statistics = _statistics(data, result, train_idx, valid_idx, settings, memory)
+    result.config = replace(result.config, **statistics)
 
     # Measure exactly what sorting will do: the bundle as written, loaded back, scored by the
     # sorting code (from the validation photos' cached features when the body did not change).
     with tempfile.TemporaryDirectory(prefix="sorter-export-") as tmp:
-        draft = load_bundle(save_bundle(Path(tmp) / "draft.safetensors", result.model, result.config, memory=memory))
+        draft = load_bundle(
+            save_bundle(
+                Path(tmp) / "draft.safetensors", result.model, result.config, memory=memory, ood_anchors=anchors
+            )
+        )
         if result.features is not None:
             xv = np.stack([result.features.clean[i].numpy() for i in valid_idx])
             probs = score(draft, xv, draft.memory)
@@ -132,7 +140,7 @@ def fit_and_export(
         **(extra_facts or {}),
     }
     config = replace(result.config.with_training(**facts), threshold=threshold)
-    path = save_bundle(out, result.model, config, overwrite=overwrite, memory=memory)
+    path = save_bundle(out, result.model, config, overwrite=overwrite, memory=memory, ood_anchors=anchors)
     report = {
         **evaluation.to_json(),
         "model": str(path),
@@ -172,6 +180,38 @@ def _memory(
         np.stack([result.features.clean[i].numpy() for i in valid_idx]),
         np.array([index[data.samples[i].labels[0]] for i in valid_idx]),
     )
+
+
+def _statistics(
+    data: LabelledData,
+    result: TrainResult,
+    train_idx: list[int],
+    valid_idx: list[int],
+    settings: TrainSettings,
+    memory: ExemplarMemory | None,
+) -> tuple[torch.Tensor | None, dict[str, Any]]:
+    """Class means for the fit ("none of these") and the calibration, from cached features.
+
+    Means come from the training photos' features, the fit threshold and the calibration from
+    the validation photos', so neither is measured on the photos it was made from.
+    """
+    if result.features is None or result.config.multi_label or not valid_idx:
+        return None, {}
+    index = {c: i for i, c in enumerate(result.config.classes)}
+    k = len(result.config.classes)
+    train_labels = np.array([index[data.samples[i].labels[0]] for i in train_idx] * settings.views)
+    means = class_means(result.features.train.numpy(), train_labels, k)
+    xv = np.stack([result.features.clean[i].numpy() for i in valid_idx])
+    yv = np.array([index[data.samples[i].labels[0]] for i in valid_idx])
+    head = result.model.head
+    weight, bias = head.weight.detach().float().numpy(), head.bias.detach().float().numpy()
+    logits = xv @ weight.T + bias
+    temperature = fit_temperature(logits, yv)
+    probs, fit = score_and_fit(xv, weight, bias, memory=memory, temperature=temperature, anchors=means)
+    per_class, overall = precision_table(probs, yv)
+    calibration = Calibration(temperature, per_class, overall)
+    ood = OodSettings(threshold=round(fit_threshold(fit), 4), anchors="means", size=k)
+    return torch.from_numpy(means), {"ood": ood, "calibration": calibration.to_json()}
 
 
 def plot_confusion(evaluation: Evaluation, path: Path) -> None:

@@ -46,7 +46,10 @@ def test_trained_bundle_sorts_in_a_process_without_fastai(tiny_model, tiny_data:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["total"] == 72 and summary["failed"] == 0
-    assert set(summary["per_label"]) <= set(TINY_CLASSES) and summary["unsure"] == 0
+    assert set(summary["per_label"]) - {"_unsure"} <= set(TINY_CLASSES)
+    # --threshold 0 sorts every photo that fits a category at all; the few the fit sets apart say so
+    assert summary["unsure"] == len(summary["not_sorted"]) <= 4
+    assert all(r["reason"] == "looks like none of the categories" for r in summary["not_sorted"])
     # mostly right on photos it trained on (and the 15 it validated on); names repeat across classes
     truth = {sha256(p): p.parent.name for p in tiny_data.rglob("*.jpg")}
     right = sum(1 for c in TINY_CLASSES for p in (tmp_path / "out" / c).iterdir() if truth[sha256(p)] == c)
