@@ -307,16 +307,13 @@ class Bundle:
 
     @property
     def lacks_statistics(self) -> str | None:
-        """A note for bundles made before confidence was calibrated and "none of these" existed."""
-        missing = [
-            name for name, v in (("calibration", self.config.calibration), ("fit", self.config.ood)) if v is None
-        ]
-        if not missing:
+        """A note for bundles made before "none of these" and calibrated confidence existed."""
+        if self.config.ood is not None or self.config.calibration is not None:
             return None
         return (
-            f"the model '{self.name}' has no {' and no '.join(missing)} statistics (made by an earlier version): "
-            "photos that fit no category are not set apart, and its single default threshold is used; "
-            "retrain it to add them"
+            f"the model '{self.name}' has no statistics for photos that fit none of its categories, and no "
+            "calibrated confidence (it was made by an earlier version of Sorter): such photos are not set apart, "
+            "and its single default threshold is used; retrain it to add them"
         )
 
     @cached_property
