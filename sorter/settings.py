@@ -19,7 +19,11 @@ class Settings:
     device: Device = "auto"
     mode: Mode = "copy"
     threshold: float | None = None
-    """None uses the model's own default threshold."""
+    """A fixed confidence for every class; None uses the model's calibrated thresholds."""
+    precision: float = 0.95
+    """Sort a photo only when a model is this sure, as measured on its validation photos."""
+    other_folder: bool = False
+    """Photos that fit none of the categories go to ``_other`` instead of ``_unsure``."""
     last_source: str = ""
     last_output: str = ""
     recent_folders: list[str] = field(default_factory=list)
@@ -38,6 +42,17 @@ class Settings:
                     value = None if value in (None, "", "None") else float(value)
                 except (TypeError, ValueError):
                     continue
+            elif f.name == "precision":
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    continue
+                if not 0.5 <= value < 1.0:
+                    continue
+            elif isinstance(default, bool):
+                if isinstance(value, str):
+                    value = value.strip().lower() in ("1", "true", "yes")
+                value = bool(value)
             elif (f.name == "device" and value not in ("auto", "cpu", "cuda")) or (
                 f.name == "mode" and value not in ("copy", "move")
             ):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QSize, Qt, QThreadPool, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QIcon, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -43,7 +44,7 @@ from sorter.settings import Settings
 
 if TYPE_CHECKING:
     from sorter.core.classifier import Classifier
-    from sorter.core.sorting import SortEvent, SortSummary
+    from sorter.core.sorting import SortEvent, SortOptions, SortSummary
 
 OPEN_MODEL = "Open model file…"
 
@@ -212,16 +213,24 @@ class MainWindow(QMainWindow):
         self.device_combo.setCurrentIndex(["auto", "cpu", "cuda"].index(self.settings.device))
         form.addRow("Device:", self.device_combo)
 
-        threshold_row = QHBoxLayout()
-        self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
-        self.threshold_slider.setRange(0, 100)
-        self.threshold_slider.setValue(round((self.settings.threshold or 0.5) * 100))
-        self.threshold_label = QLabel()
-        self.threshold_slider.valueChanged.connect(self._threshold_changed)
-        self._threshold_changed(self.threshold_slider.value())
-        threshold_row.addWidget(self.threshold_slider)
-        threshold_row.addWidget(self.threshold_label)
-        form.addRow("Unsure below:", threshold_row)
+        precision_row = QHBoxLayout()
+        self.precision_slider = QSlider(Qt.Orientation.Horizontal)
+        self.precision_slider.setRange(80, 99)
+        self.precision_slider.setValue(round(self.settings.precision * 100))
+        self.precision_slider.setToolTip(
+            "Photos go into a category only when the model is at least this often right there, as measured "
+            "on its own validation photos; the rest go to _unsure. (Models made by older versions use their "
+            "single default threshold.)"
+        )
+        self.precision_label = QLabel()
+        self.precision_slider.valueChanged.connect(self._precision_changed)
+        self._precision_changed(self.precision_slider.value())
+        precision_row.addWidget(self.precision_slider)
+        precision_row.addWidget(self.precision_label)
+        form.addRow("Sort only when:", precision_row)
+        self.other_check = QCheckBox("Put photos that fit no category in _other (not _unsure)")
+        self.other_check.setChecked(self.settings.other_folder)
+        form.addRow("", self.other_check)
         layout.addLayout(form)
 
         buttons = QHBoxLayout()
@@ -344,8 +353,8 @@ class MainWindow(QMainWindow):
         data = self.model_combo.currentData()
         return Path(data) if data else None
 
-    def _threshold_changed(self, value: int) -> None:
-        self.threshold_label.setText(f"{value}%")
+    def _precision_changed(self, value: int) -> None:
+        self.precision_label.setText(f"at least {value}% sure")
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -390,10 +399,11 @@ class MainWindow(QMainWindow):
             source=source,
             output=output,
             move=self.mode_combo.currentData() == "move",
-            threshold=self.threshold_slider.value() / 100,
+            precision=self.precision_slider.value() / 100,
+            other_folder=self.other_check.isChecked(),
         )
         device = str(self.device_combo.currentData())
-        self._remember(source, output, model, device, options.threshold)
+        self._remember(source, output, model, device, options)
 
         def job():  # type: ignore[no-untyped-def]
             from sorter.core.sorting import sort_folder
@@ -488,14 +498,11 @@ class MainWindow(QMainWindow):
         if self.queue:
             self.start()
 
-    def _remember(self, source: Path, output: Path, model: Path, device: str, threshold: float | None) -> None:
+    def _remember(self, source: Path, output: Path, model: Path, device: str, options: SortOptions) -> None:
         s = self.settings
-        s.last_source, s.last_output, s.model, s.threshold = (
-            str(source),
-            self.output_edit.text().strip(),
-            model.stem,
-            threshold,
-        )
+        s.last_source, s.last_output, s.model = str(source), self.output_edit.text().strip(), model.stem
+        s.precision = options.precision if options.precision is not None else s.precision
+        s.other_folder = options.other_folder
         s.device = "cuda" if device == "cuda" else "cpu" if device == "cpu" else "auto"
         s.mode = "move" if self.mode_combo.currentData() == "move" else "copy"
         s.recent_folders = [str(source), *[f for f in s.recent_folders if f != str(source)]][:10]

@@ -33,10 +33,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sorter.core.sorting import NONE_OF_THESE
 from sorter.gui import messages
 from sorter.gui.thumbnails import ThumbnailCache
 from sorter.gui.worker import FunctionWorker
-from sorter.names import UNSURE_FOLDER
+from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
 
 if TYPE_CHECKING:
     from sorter.core.classifier import Classifier
@@ -58,6 +59,8 @@ class ReviewItem:
     """The folder the re-score now suggests, when it differs from where the photo lies."""
     reviewed: bool = False
     """Corrected or confirmed by the user."""
+    reason: str | None = None
+    """Why it is not in a category ("looks like none of the categories", "between chair and sofa")."""
 
     @property
     def paths(self) -> list[Path]:
@@ -111,11 +114,19 @@ def load_items(output: Path, bundle: Bundle | None = None, corrections_db: Path 
             if item is not None:
                 item.confidence = r.confidence
                 item.reviewed = r.reviewed or r.path in reviewed
+                item.reason = r.reason if item.label in (UNSURE_FOLDER, OTHER_FOLDER) else None
                 if r.changed and not item.reviewed:
                     item.suggested = r.suggested
     ordered = sorted(
         seen.values(),
-        key=lambda i: (i.suggested is None, i.reviewed, i.label != UNSURE_FOLDER, i.confidence, i.path.name),
+        key=lambda i: (
+            i.suggested is None,
+            i.reviewed,
+            i.reason == NONE_OF_THESE,  # photos of none of the categories form their own group, after
+            i.label not in (UNSURE_FOLDER, OTHER_FOLDER),
+            i.confidence,
+            i.path.name,
+        ),
     )
     return group_near_duplicates(ordered)
 
@@ -278,9 +289,11 @@ class ReviewDialog(QDialog):
             where = f"{item.label} → {item.suggested}?" if item.suggested else item.label
             mark = "✓ " if item.reviewed else ""
             entry = QListWidgetItem(f"{item.path.name}{extra}\n{mark}{where} · {item.confidence:.0%}")
+            if item.reason:
+                entry.setStatusTip(item.reason)
             entry.setData(PATH_ROLE, str(item.path))
             entry.setData(PATHS_ROLE, [str(p) for p in item.paths])
-            entry.setToolTip("\n".join(str(p) for p in item.paths))
+            entry.setToolTip("\n".join([*(str(p) for p in item.paths), *([item.reason] if item.reason else [])]))
             entry.setSizeHint(QSize(150, 170))
             self.grid.addItem(entry)
             self.thumbs.request(item.path)
@@ -338,6 +351,10 @@ class ReviewDialog(QDialog):
         return Path(item.data(PATH_ROLE)) if item is not None else None
 
     def _show_preview(self, *_: Any) -> None:
+        path = self.current_path()
+        item = next((i for i in self.items if path in i.paths), None) if path is not None else None
+        if item is not None and item.reason:
+            self.status.setText(f"{item.path.name}: {item.reason}.")
         self._refresh_preview()
 
     def _refresh_preview(self, *_: Any) -> None:

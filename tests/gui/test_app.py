@@ -46,6 +46,8 @@ def test_settings_round_trip(qtbot, tmp_path: Path) -> None:  # type: ignore[no-
         device="cpu",
         mode="move",
         threshold=0.7,
+        precision=0.9,
+        other_folder=True,
         last_source="/photos",
         recent_folders=["/photos", "/more"],
     )
