@@ -87,7 +87,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     photos = large_photos(args.count)
-    splits = {name: make_split(name, 300 if name == "product-scene" else 200) for name in ("search-chairs", "product-scene")}
+    splits = {
+        name: make_split(name, 300 if name == "product-scene" else 200) for name in ("search-chairs", "product-scene")
+    }
     rows = []
     with tempfile.TemporaryDirectory(prefix="sorter-backbones-") as tmp:
         root = Path(tmp)
@@ -102,7 +104,9 @@ def main() -> None:
                 data = LabelledData(tuple(train), classes, False, "folder:/none")
                 started = time.perf_counter()
                 trained = fit_and_export(
-                    data, root / f"{name}-{variant.replace('@', '-')}.safetensors", settings,
+                    data,
+                    root / f"{name}-{variant.replace('@', '-')}.safetensors",
+                    settings,
                     feature_cache=root / "features.sqlite",
                 )
                 row[f"{name} train s"] = time.perf_counter() - started
@@ -115,12 +119,16 @@ def main() -> None:
             rows.append((variant, row))
             print(variant, {k: round(v, 3) for k, v in row.items()}, flush=True)
     print()
-    print(f"{'variant':<10} {'valid':>6} {'search chairs':>14} {'+flip':>6} {'scenes':>7} {'+flip':>6} "
-          f"{'train s':>8} {'12 MP photos/s':>15}")
+    print(
+        f"{'variant':<10} {'valid':>6} {'search chairs':>14} {'+flip':>6} {'scenes':>7} {'+flip':>6} "
+        f"{'train s':>8} {'12 MP photos/s':>15}"
+    )
     for variant, r in rows:
-        print(f"{variant:<10} {r['search-chairs valid']:>6.1%} {r['search-chairs']:>14.1%} "
-              f"{r['search-chairs +flip']:>6.1%} {r['product-scene']:>7.1%} {r['product-scene +flip']:>6.1%} "
-              f"{r['search-chairs train s']:>8.0f} {r['photos/s']:>15.1f}")
+        print(
+            f"{variant:<10} {r['search-chairs valid']:>6.1%} {r['search-chairs']:>14.1%} "
+            f"{r['search-chairs +flip']:>6.1%} {r['product-scene']:>7.1%} {r['product-scene +flip']:>6.1%} "
+            f"{r['search-chairs train s']:>8.0f} {r['photos/s']:>15.1f}"
+        )
 
 
 if __name__ == "__main__":

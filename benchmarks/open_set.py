@@ -48,7 +48,9 @@ def predict(classifier: Classifier, paths: list[Path]) -> tuple[np.ndarray, np.n
     return np.stack(probs), np.array(fits), kept
 
 
-def sorted_mask(classifier: Classifier, probs: np.ndarray, fits: np.ndarray, precision: float, use_fit: bool) -> np.ndarray:
+def sorted_mask(
+    classifier: Classifier, probs: np.ndarray, fits: np.ndarray, precision: float, use_fit: bool
+) -> np.ndarray:
     policy = policy_for(classifier.config, precision=precision)
     if not use_fit:
         policy = policy.__class__(policy.classes, policy.thresholds, policy.multi_label, None, policy.other_folder)
@@ -64,8 +66,10 @@ def main() -> None:
     model = Path(args.model)
     classifier = Classifier(load_bundle(model), torch.device("cpu"))
     config = classifier.config
-    print(f"model {model.name}: fit threshold {config.ood.threshold if config.ood else None}, "
-          f"temperature {config.temperature:.2f}")
+    print(
+        f"model {model.name}: fit threshold {config.ood.threshold if config.ood else None}, "
+        f"temperature {config.temperature:.2f}"
+    )
     samples = sorted((ROOT / "assets" / "samples").glob("*.jpg"))
     report = model.with_suffix(".report.json")
     if not report.exists() or config.calibration is None:
@@ -79,7 +83,9 @@ def main() -> None:
     truth = [config.classes.index(p.parent.name) for p in valid]
     outside = sorted((DATASETS / "hymenoptera" / "images").rglob("*.jp*g")) + samples
     unknown = [
-        p for c in ("cupboard", "fridge", "table", "tv") if c not in config.classes
+        p
+        for c in ("cupboard", "fridge", "table", "tv")
+        if c not in config.classes
         for p in sorted((DATASETS / "furniture7" / "images" / c).iterdir())
     ]
     vp, vf, vkept = predict(classifier, valid)
@@ -104,15 +110,19 @@ def main() -> None:
                 row[name] = float(sorted_mask(classifier, p, f, precision, use_fit).mean())
             rows.append(row)
     names = list(groups)
-    print(f"in-domain: {len(vkept)} validation photos; out of domain: "
-          + ", ".join(f"{n} {len(groups[n][0])}" for n in names))
+    print(
+        f"in-domain: {len(vkept)} validation photos; out of domain: "
+        + ", ".join(f"{n} {len(groups[n][0])}" for n in names)
+    )
     header = f"{'fit test':<9} {'target':>7} {'in-domain sorted':>17} {'precision':>10} " + " ".join(
         f"{n + ' sorted':>24}" for n in names
     )
     print(header)
     for r in rows:
-        print(f"{'yes' if r['fit'] else 'no':<9} {r['target']:>7.0%} {r['coverage']:>17.1%} {r['precision']:>10.1%} "
-              + " ".join(f"{r[n]:>24.1%}" for n in names))
+        print(
+            f"{'yes' if r['fit'] else 'no':<9} {r['target']:>7.0%} {r['coverage']:>17.1%} {r['precision']:>10.1%} "
+            + " ".join(f"{r[n]:>24.1%}" for n in names)
+        )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,8 +133,13 @@ def main() -> None:
         pts = [r for r in rows if r["fit"] == use_fit]
         label = "fit test + calibrated thresholds" if use_fit else "calibrated thresholds alone"
         ax.plot([r["coverage"] for r in pts], [r["precision"] for r in pts], style, label=f"in-domain: {label}")
-        ax.plot([r["coverage"] for r in pts], [1 - r[names[0]] for r in pts], style, alpha=0.5,
-                label=f"{names[0]} kept out: {label}")
+        ax.plot(
+            [r["coverage"] for r in pts],
+            [1 - r[names[0]] for r in pts],
+            style,
+            alpha=0.5,
+            label=f"{names[0]} kept out: {label}",
+        )
     ax.set_xlabel("share of in-domain validation photos sorted (coverage)")
     ax.set_ylabel("precision / share of out-of-domain kept out")
     ax.set_title(f"{model.stem}: precision targets {PRECISIONS[0]:.0%}–{PRECISIONS[-1]:.0%}")

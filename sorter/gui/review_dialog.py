@@ -61,6 +61,8 @@ class ReviewItem:
     """Corrected or confirmed by the user."""
     reason: str | None = None
     """Why it is not in a category ("looks like none of the categories", "between chair and sofa")."""
+    rank: int = 1 << 30
+    """Place in the re-score's review order (doubt and diversity); unscored photos come last."""
 
     @property
     def paths(self) -> list[Path]:
@@ -92,9 +94,10 @@ def group_near_duplicates(items: list[ReviewItem]) -> list[ReviewItem]:
 
 def load_items(output: Path, bundle: Bundle | None = None, corrections_db: Path | None = None) -> list[ReviewItem]:
     """Sorted photos still in place, with near-duplicates grouped: photos not yet reviewed whose
-    re-scored folder changed first, then ``_unsure``, then least confident first. With a bundle
-    and the corrections store the photos are re-scored from their cached features. Reads files:
-    call it off the GUI thread."""
+    re-scored folder changed first, then ``_unsure``, then by doubt and diversity (see
+    :func:`sorter.core.rescore.review_order`), photos of none of the categories in a group of
+    their own. With a bundle and the corrections store the photos are re-scored from their cached
+    features. Reads files: call it off the GUI thread."""
     from sorter.core.journal import Journal
 
     with Journal.open(output, create=False, lock=False) as journal:
@@ -109,9 +112,10 @@ def load_items(output: Path, bundle: Bundle | None = None, corrections_db: Path 
         with CorrectionStore(corrections_db) as store:
             scored, _ = rescore(output, bundle, store)
             reviewed = store.reviewed_paths()
-        for r in scored:
+        for rank, r in enumerate(scored):
             item = seen.get(r.path)
             if item is not None:
+                item.rank = rank
                 item.confidence = r.confidence
                 item.reviewed = r.reviewed or r.path in reviewed
                 item.reason = r.reason if item.label in (UNSURE_FOLDER, OTHER_FOLDER) else None
@@ -124,6 +128,7 @@ def load_items(output: Path, bundle: Bundle | None = None, corrections_db: Path 
             i.reviewed,
             i.reason == NONE_OF_THESE,  # photos of none of the categories form their own group, after
             i.label not in (UNSURE_FOLDER, OTHER_FOLDER),
+            i.rank,
             i.confidence,
             i.path.name,
         ),

@@ -23,7 +23,7 @@ def test_review_corrects_three_photos_and_shows_heatmap(qtbot, window, photo_fol
     qtbot.waitSignal(dialog.loaded, timeout=30_000).wait()
     assert sum(len(i.paths) for i in dialog.items) == 21
     confidences = [i.confidence for i in dialog.items if i.label != UNSURE_FOLDER]
-    assert confidences == sorted(confidences), "least confident first"
+    assert confidences[0] == min(confidences), "the least confident first (then doubt and diversity)"
     if any(i.label == UNSURE_FOLDER for i in dialog.items):
         assert dialog.items[0].label == UNSURE_FOLDER
 
