@@ -11,8 +11,11 @@ import argparse
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="efficientnet_lite0", help="timm architecture")
     parser.add_argument("--weights", help="local pretrained weights for the body (.safetensors or .pth)")
-    parser.add_argument("--epochs", type=int, default=12, help="head epochs on cached features")
-    parser.add_argument("--views", type=int, default=3, help="augmented views per training photo")
+    parser.add_argument("--epochs", type=int, default=None, help="head epochs on cached features (default 12)")
+    parser.add_argument("--views", type=int, default=None, help="augmented views per training photo (default 3)")
+    parser.add_argument(
+        "--quick", action="store_true", help="one view of each photo and 8 epochs: about 3x faster, for a first try"
+    )
     parser.add_argument("--fine-tune-epochs", type=int, default=0, help="unfrozen epochs (slow on CPU)")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--valid-pct", type=float, default=0.2)

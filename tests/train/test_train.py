@@ -152,3 +152,15 @@ def test_missing_weights_for_other_architectures_is_a_clear_error(tmp_path: Path
         fit_and_export(
             load_data(tiny_data), tmp_path / "x.safetensors", TrainSettings(architecture="resnet10t", epochs=1)
         )
+
+
+def test_quick_trains_one_view_for_eight_epochs_unless_told_otherwise() -> None:
+    from sorter.train.train import get_args_parser, settings_from_args
+
+    parser = get_args_parser()
+    quick = settings_from_args(parser.parse_args(["data", "--out", "m", "--quick", "--device", "cpu"]))
+    assert (quick.views, quick.epochs) == (1, 8)
+    default = settings_from_args(parser.parse_args(["data", "--out", "m", "--device", "cpu"]))
+    assert (default.views, default.epochs) == (3, 12)
+    mixed = settings_from_args(parser.parse_args(["data", "--out", "m", "--quick", "--views", "2", "--device", "cpu"]))
+    assert (mixed.views, mixed.epochs) == (2, 8)
