@@ -285,6 +285,7 @@ def cmd_resort(args: argparse.Namespace) -> int:
     from sorter.core.corrections import CorrectionStore
     from sorter.core.journal import Journal
     from sorter.core.rescore import resort
+    from sorter.core.sorting import policy_for
     from sorter.model.bundle import load_bundle
     from sorter.paths import corrections_db, resolve_model
 
@@ -298,9 +299,16 @@ def cmd_resort(args: argparse.Namespace) -> int:
 
             raise UsageError(f"Nothing was sorted in '{output}'.")
         model = runs[-1].model
+        if not Path(model).exists() and not model.replace("_", "").replace("-", "").isalnum():
+            from sorter.errors import UsageError
+
+            raise UsageError(f"The model that sorted '{output}' ({model}) is gone; choose one with --model.")
     bundle = load_bundle(resolve_model(model))
     with CorrectionStore(corrections_db()) as store:
-        report = resort(output, bundle, store, threshold=args.threshold)
+        policy = policy_for(
+            bundle.config, threshold=args.threshold, precision=args.precision, other_folder=args.other_folder
+        )
+        report = resort(output, bundle, store, policy)
     if args.json:
         _print_json(report.to_json())
     else:
@@ -436,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resort", help="re-sort the photos you did not review, using your corrections")
     p.add_argument("output", help="a folder Sorter sorted into")
     p.add_argument("--model", help="model name or path (default: the one that sorted the folder)")
-    p.add_argument("--threshold", type=float, help="confidence below which photos go to _unsure")
+    p.add_argument("--precision", type=float, help="as for sort (default 0.95)")
+    p.add_argument("--threshold", type=float, help="one fixed confidence for every class")
+    p.add_argument("--other-folder", action="store_true", help="as for sort")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_resort)
 

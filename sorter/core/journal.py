@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS runs (
     finished TEXT,
     source TEXT NOT NULL,
     mode TEXT NOT NULL,
-    model TEXT NOT NULL,
+    model TEXT NOT NULL,            -- the bundle: a path (a bare name in older journals)
     device TEXT NOT NULL,
     status TEXT NOT NULL            -- running | finished | cancelled | undone
 );                                  -- mode: copy | move | resort

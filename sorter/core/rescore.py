@@ -20,7 +20,7 @@ import numpy as np
 from sorter.core.corrections import Correction, CorrectionStore
 from sorter.core.fileops import place
 from sorter.core.journal import STATE_DIR, Journal, Op
-from sorter.core.sorting import FEATURES_NAME, policy_for
+from sorter.core.sorting import FEATURES_NAME, Policy, policy_for
 from sorter.errors import SorterError, UsageError, describe_os_error
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.learn.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory, score_and_fit
@@ -91,15 +91,10 @@ def score_with_fit(
 
 
 def rescore(
-    output: Path,
-    bundle: Bundle,
-    store: CorrectionStore,
-    *,
-    threshold: float | None = None,
-    precision: float | None = None,
-    other_folder: bool = False,
+    output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy | None = None
 ) -> tuple[list[Rescored], int]:
-    """Score every photo still in ``output`` again from its cached features.
+    """Score every photo still in ``output`` again from its cached features, deciding folders
+    with ``policy`` (default: the bundle's own, see :func:`~sorter.core.sorting.policy_for`).
 
     Returns:
         The photos (least confident first) and how many had no cached features (sorted by a
@@ -108,7 +103,7 @@ def rescore(
     if bundle.config.multi_label:
         raise UsageError("Re-sorting is for single-label models; this model gives several labels per photo.")
     output = output.expanduser().resolve()
-    policy = policy_for(bundle.config, threshold=threshold, precision=precision, other_folder=other_folder)
+    policy = policy or policy_for(bundle.config)
     with Journal.open(output, create=False, lock=False) as journal:
         ops = [op for op in journal.live_ops() if op.destination.is_file()]
     recipe = bundle.feature_recipe
@@ -201,15 +196,7 @@ class ResortReport:
         }
 
 
-def resort(
-    output: Path,
-    bundle: Bundle,
-    store: CorrectionStore,
-    *,
-    threshold: float | None = None,
-    precision: float | None = None,
-    other_folder: bool = False,
-) -> ResortReport:
+def resort(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy | None = None) -> ResortReport:
     """Move every photo not reviewed whose folder the current model (and the user's reviewed
     photos) now chooses differently; one journaled run that ``undo`` reverts.
 
@@ -217,9 +204,7 @@ def resort(
         SorterError: nothing was sorted there, or the folder is in use by another run.
     """
     output = output.expanduser().resolve()
-    scored, missing = rescore(
-        output, bundle, store, threshold=threshold, precision=precision, other_folder=other_folder
-    )
+    scored, missing = rescore(output, bundle, store, policy)
     report = ResortReport(None, without_features=missing)
     todo = []
     for r in scored:

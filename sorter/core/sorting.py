@@ -373,7 +373,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             sweep_temporaries(output)
             features = _open_features(output)
             summary.run_id = journal.start_run(
-                source, "move" if options.move else "copy", classifier.name, str(classifier.device)
+                source, "move" if options.move else "copy", str(classifier.bundle.path), str(classifier.device)
             )
 
         todo: list[Candidate] = []

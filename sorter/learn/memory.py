@@ -145,31 +145,6 @@ class Scorer(nn.Module):
         return torch.softmax(scores, dim=1)
 
 
-def score_features(
-    features: np.ndarray,
-    head_weight: np.ndarray,
-    head_bias: np.ndarray,
-    *,
-    group: np.ndarray | None = None,
-    multi_label: bool = False,
-    memory: ExemplarMemory | None = None,
-    temperature: float = 1.0,
-    anchors: np.ndarray | None = None,
-) -> np.ndarray:
-    """Probabilities (N, folders) for cached features, exactly as the sorting network computes
-    them: the review's re-scoring and the retrain's evaluation use this."""
-    return score_and_fit(
-        features,
-        head_weight,
-        head_bias,
-        group=group,
-        multi_label=multi_label,
-        memory=memory,
-        temperature=temperature,
-        anchors=anchors,
-    )[0]
-
-
 def score_and_fit(
     features: np.ndarray,
     head_weight: np.ndarray,
@@ -181,7 +156,8 @@ def score_and_fit(
     temperature: float = 1.0,
     anchors: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities (N, folders) and fit (N,) for cached features (see :class:`Scorer`)."""
+    """Probabilities (N, folders) and fit (N,) for cached features, exactly as the sorting network
+    computes them (see :class:`Scorer`): the review's re-scoring and training's evaluation use it."""
     num_classes = group.shape[1] if group is not None else head_weight.shape[0]
     scorer = Scorer(
         num_classes,
@@ -225,7 +201,7 @@ def tune_memory(
     """
     n = len(labels)
     num_classes = group.shape[1] if group is not None else head_weight.shape[0]
-    base_valid = score_features(valid_features, head_weight, head_bias, group=group)
+    base_valid = score_and_fit(valid_features, head_weight, head_bias, group=group)[0]
     base_acc = float((base_valid.argmax(1) == valid_labels).mean()) if len(valid_labels) else 1.0
     with torch.inference_mode():
         x = torch.from_numpy(keys.astype(np.float32))
@@ -239,7 +215,7 @@ def tune_memory(
     settings = [(a, b) for a in ALPHAS for b in BETAS if a * np.exp(-b * 0.05) >= NEAR_DUPLICATE_VOTE]
     for alpha, beta in settings:
         candidate = ExemplarMemory(keys, labels, alpha, beta)
-        valid = score_features(valid_features, head_weight, head_bias, group=group, memory=candidate)
+        valid = score_and_fit(valid_features, head_weight, head_bias, group=group, memory=candidate)[0]
         valid_acc = float((valid.argmax(1) == valid_labels).mean()) if len(valid_labels) else 1.0
         if valid_acc < base_acc - MAX_VALID_DROP:
             continue

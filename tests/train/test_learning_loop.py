@@ -120,3 +120,35 @@ def test_retrain_learns_the_correction_and_reuses_cached_features(
     assert pred.probs is not None
     assert new.config.classes[int(pred.probs.argmax())] == label
     assert first.same_validation and first.new_valid_accuracy >= first.old_valid_accuracy - 0.05
+
+
+def test_confirm_and_resort_from_the_command_line(
+    tiny_model: Any, user_photos: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    import json
+
+    from tests.conftest import run_sorter
+
+    source, original, twin = user_photos
+    out = tmp_path / "out"
+    sorted_ = run_sorter("sort", str(source), "--out", str(out), "--model", str(tiny_model.path), "--json")
+    assert sorted_.returncode == 0, sorted_.stderr
+    placed = {p.name: p for p in out.rglob("*.jp*g") if ".sorter" not in p.parts}
+    first = placed[original.name]
+    label = _wrong_label(first.parent.name)
+    other = next(p for n, p in placed.items() if n not in (original.name, twin.name) and p.parent.name in TINY_CLASSES)
+    assert run_sorter("correct", str(first), label).returncode == 0
+    confirmed = run_sorter("confirm", str(other))
+    assert confirmed.returncode == 0 and "Confirmed 1 photo" in confirmed.stdout
+    refused = run_sorter("confirm", str(out / label / first.name).replace(label, "_unsure"))
+    assert refused.returncode == 2 and "does not exist" in refused.stderr
+
+    report = run_sorter("resort", str(out), "--json")
+    assert report.returncode == 0, report.stderr
+    data = json.loads(report.stdout)
+    moved = {Path(m["from"]).name: Path(m["to"]) for m in data["moved"]}
+    assert moved[twin.name].parent.name == label and data["reviewed_kept"] == 2
+    assert other.exists() and (out / label / first.name).exists()
+    undo = run_sorter("undo", str(out), "--json")
+    assert undo.returncode == 0 and json.loads(undo.stdout)["restored"] == len(moved)
+    assert placed[twin.name].exists()
