@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QThreadPool, QTimer
+from PySide6.QtCore import QEventLoop, Qt, QThreadPool, QTimer
 from PySide6.QtWidgets import QApplication
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,11 +65,36 @@ def main() -> int:
         wait(window.run_finished)
         settle()
         window.grab().save(str(docs / "main_window.png"))
+        # The review dialog on furniture photos, two bees and a mirrored twin, after one correction.
+        from PIL import Image, ImageOps
+
+        shared = ROOT.parent / "shared" / "datasets"
+        room = Path(tmp) / "Flat"
+        room.mkdir()
+        for cls in ("chair", "sofa", "bed", "table"):
+            for photo in sorted((shared / "furniture7" / "images" / cls).iterdir())[30:34]:
+                shutil.copy2(photo, room / f"{cls}_{photo.name}")
+        for photo in sorted((shared / "hymenoptera" / "images" / "bees").iterdir())[:2]:
+            shutil.copy2(photo, room / photo.name)
+        first = sorted(room.glob("chair_*"))[0]
+        with Image.open(first) as img:
+            ImageOps.mirror(img.convert("RGB")).save(room / "chair_twin.jpg", quality=92)
+        window.model_combo.setCurrentIndex(window.model_combo.findText("furniture", Qt.MatchFlag.MatchContains))
+        window.output_edit.setText(str(Path(tmp) / "Flat (sorted)"))
+        window.enqueue([room])
+        wait(window.run_finished)
         window.review()
         dialog = window.review_dialog
-        dialog.grid.setCurrentRow(dialog.grid.count() - 1)
-        dialog.heat_check.setChecked(True)
-        wait(dialog.heatmap_shown, 60_000)
+        wait(dialog.loaded, 60_000)
+        dialog.grid.clearSelection()
+        row = next(r for r in range(dialog.grid.count()) if first.name in dialog.grid.item(r).text())
+        dialog.grid.setCurrentRow(row)
+        dialog.grid.item(row).setSelected(True)
+        dialog.apply_label("sofa")
+        wait(dialog.loaded, 60_000)
+        if messages.shown:
+            print("shown:", messages.shown)
+        dialog.grid.setCurrentRow(0)
         settle()
         dialog.grab().save(str(docs / "review_dialog.png"))
         dialog.close()
