@@ -478,7 +478,9 @@ class MainWindow(QMainWindow):
             f"({summary.unsure} unsure, {summary.skipped} skipped, {summary.failed} failed) "
             f"in {summary.seconds:.1f} s on {summary.device}. {per}"
         )
-        self.status.setText("Done.")
+        notes = " ".join(f"Note: {n[0].upper()}{n[1:]}." for n in summary.notes)
+        self.status.setText(f"Done. {notes}".strip())
+        self.status.setWordWrap(True)
         for b in (self.open_button, self.review_button, self.undo_button):
             b.setEnabled(True)
         self.run_finished.emit(summary)
