@@ -84,6 +84,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--views", type=int, default=3)
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--mixup", type=float, default=0.0)
+    parser.add_argument("--fine-tune-epochs", type=int, default=0)
+    parser.add_argument("--no-speed", action="store_true", help="skip the 12 MP sorting rate")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     photos = large_photos(args.count)
@@ -97,7 +101,14 @@ def main() -> None:
         mirrors = {name: mirrored(user, root / f"mirror-{name}") for name, (_, user) in splits.items()}
         for variant in args.variants.split(","):
             arch, size = variant.split("@")
-            settings = TrainSettings(architecture=f"efficientnet_{arch}", size=int(size), views=args.views)
+            settings = TrainSettings(
+                architecture=f"efficientnet_{arch}",
+                size=int(size),
+                views=args.views,
+                label_smoothing=args.label_smoothing,
+                mixup=args.mixup,
+                fine_tune_epochs=args.fine_tune_epochs,
+            )
             row: dict[str, float] = {}
             for name, (train, user) in splits.items():
                 classes = tuple(sorted({s.labels[0] for s in train}))
@@ -115,7 +126,9 @@ def main() -> None:
                 row[f"{name}"] = top1(classifier, user, mirrors[name], flip=False)
                 row[f"{name} +flip"] = top1(classifier, user, mirrors[name], flip=True)
                 if name == "search-chairs":
-                    row["photos/s"] = sort_rate(trained.path, photos, args.repeat, root)
+                    row["photos/s"] = (
+                        float("nan") if args.no_speed else sort_rate(trained.path, photos, args.repeat, root)
+                    )
             rows.append((variant, row))
             print(variant, {k: round(v, 3) for k, v in row.items()}, flush=True)
     print()

@@ -17,6 +17,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--quick", action="store_true", help="one view of each photo and 8 epochs: about 3x faster, for a first try"
     )
     parser.add_argument("--fine-tune-epochs", type=int, default=0, help="unfrozen epochs (slow on CPU)")
+    parser.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the head's loss")
+    parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha for the head fit on features (0: off)")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--valid-pct", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)

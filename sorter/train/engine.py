@@ -25,11 +25,12 @@ import fastai.callback.schedule  # noqa: F401  (patches fit_one_cycle and lr_fin
 import numpy as np
 import torch
 from fastai.callback.core import Callback
+from fastai.callback.mixup import MixUp
 from fastai.data.block import CategoryBlock, DataBlock, MultiCategoryBlock, TransformBlock
 from fastai.data.core import DataLoaders
 from fastai.data.transforms import IndexSplitter, IntToFloatTensor, Normalize
 from fastai.learner import Learner
-from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
+from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 from fastai.metrics import accuracy, accuracy_multi
 from fastai.torch_core import TensorImage, params
 from fastai.vision.augment import RandomResizedCropGPU, aug_transforms
@@ -78,6 +79,10 @@ class TrainSettings:
     """Augmented views of each training photo whose features are cached (1 = no augmentation)."""
     fine_tune_epochs: int = 0
     """Unfrozen epochs over the images (slow on a CPU)."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the head's loss (single-label); 0 = none."""
+    mixup: float = 0.0
+    """Mixup of cached features and their labels in the head fit (Beta(alpha, alpha)); 0 = none."""
     batch_size: int = 32
     seed: int = 42
     lr: float | None = None
@@ -392,14 +397,18 @@ def train(
         # the big classes then swallow photos from other sources (measured: benchmarks/cross_source.py).
         counts = torch.bincount(yt.long(), minlength=len(config.classes)).float().clamp(min=1)
         weight = (counts.sum() / counts / len(counts)).to(device)
-        loss = CrossEntropyLossFlat(weight=weight)
+        if settings.label_smoothing > 0:
+            loss = LabelSmoothingCrossEntropyFlat(eps=settings.label_smoothing, weight=weight)
+        else:
+            loss = CrossEntropyLossFlat(weight=weight)
         metric = accuracy
     scratch = tempfile.TemporaryDirectory(prefix="sorter-train-")  # lr_find saves a checkpoint there
     head_learn = Learner(feat_dls, head, loss_func=loss, metrics=metric, path=scratch.name)
     with head_learn.no_bar(), head_learn.no_logging():
         lr = settings.lr or _suggest_lr(head_learn)
         head_learn.add_cb(_Report(progress, "head"))  # after lr_find, whose steps are no epochs
-        head_learn.fit_one_cycle(settings.epochs, lr_max=lr)
+        extra_cbs = [MixUp(settings.mixup)] if settings.mixup > 0 and not config.multi_label else []
+        head_learn.fit_one_cycle(settings.epochs, lr_max=lr, cbs=extra_cbs)
     head_seconds = time.perf_counter() - t1
 
     # Phase 3 (optional): unfreeze the body, discriminative learning rates via the splitter.

@@ -253,6 +253,8 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         epochs=args.epochs if args.epochs is not None else (8 if args.quick else 12),
         views=args.views if args.views is not None else (1 if args.quick else 3),
         fine_tune_epochs=args.fine_tune_epochs,
+        label_smoothing=args.label_smoothing,
+        mixup=args.mixup,
         seed=args.seed,
         device=str(resolve_device(args.device)),
     )
