@@ -2,8 +2,8 @@
 
 A linear head trained on thousands of photos hardly moves for twenty corrections. The memory
 adds, for each class, a vote from the stored photo of that class that looks most like the one
-being sorted (``alpha * exp(-beta * (1 - max cos))``; by default 64 and 16: a vote of 13 at
-cosine 0.9, 1.2 at 0.75, 0.2 at 0.65), so one correction moves its near duplicates at once
+being sorted (``alpha * exp(-beta * (1 - max cos))``; by default 1024 and 32: a vote of 42 at
+cosine 0.9, 6 at 0.84, 0.3 at 0.75, 0.01 at 0.65), so one correction moves its near duplicates at once
 (cosine 0.84-0.98 for crops and mirror images of a photo) while photos unlike any stored one
 (cosine below about 0.65, even within one class) keep the head's answer. The
 nearest exemplar, not a sum over all, votes: thirty stored chairs must not add up to a bias
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-DEFAULT_ALPHA = 64.0
-DEFAULT_BETA = 16.0
+DEFAULT_ALPHA = 1024.0
+DEFAULT_BETA = 32.0
 MAX_EXEMPLARS = 4096
 """More than any user labels by hand; keeps the bundle and the per-photo cost small."""
 
@@ -174,12 +174,12 @@ def score_and_fit(
         return scorer(logits, x).numpy(), scorer.fit(x).numpy()
 
 
-ALPHAS = (16.0, 32.0, 64.0, 128.0)
-BETAS = (10.0, 16.0, 24.0)
-NEAR_DUPLICATE_COSINE = 0.9
-NEAR_DUPLICATE_VOTE = 10.0
-"""A stored photo's vote for a near duplicate of it (cosine 0.9) is at least this (log units), so
-its crops and mirror images follow the user's label even against a head that is 99.99 % sure."""
+ALPHAS = (64.0, 256.0, 1024.0, 4096.0)
+BETAS = (16.0, 24.0, 32.0, 40.0)
+NEAR_DUPLICATE_COSINE = 0.84
+NEAR_DUPLICATE_VOTE = 5.0
+"""A stored photo's vote for a near duplicate of it (cosine 0.84, a 10 % crop) is at least this
+(log units), so its crops and mirror images follow the user's label against a confident head."""
 MAX_VALID_DROP = 0.005
 """A memory may cost at most this much accuracy on the original validation photos."""
 

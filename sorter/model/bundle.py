@@ -205,7 +205,7 @@ class BundleConfig:
             if multi:
                 raise bad("a multi-label model cannot hold an exemplar memory")
             memory = MemorySettings(
-                alpha=_number(raw_memory.get("alpha"), 0.0, 1000.0, "memory alpha", bad),
+                alpha=_number(raw_memory.get("alpha"), 0.0, 100000.0, "memory alpha", bad),
                 beta=_number(raw_memory.get("beta"), 0.0, 100.0, "memory beta", bad),
                 size=exemplars,
             )
