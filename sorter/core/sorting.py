@@ -290,7 +290,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
     note = classifier.bundle.lacks_statistics
     if note is not None:
         summary.notes.append(note)
-        log.warning("%s", note)
+        log.info("%s", note)  # the CLI and the GUI show the summary's notes once, at the end
     started = time.perf_counter()
     journal: Journal | None = None
     if not options.dry_run:
