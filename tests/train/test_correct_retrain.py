@@ -42,7 +42,7 @@ def test_correct_moves_the_copy_logs_it_and_can_be_undone(tiny_model, tables: Pa
         c = done.correction
         assert (c.predicted, c.corrected, c.original) == (predicted, "table", events[0].source)
         assert c.stored.exists() and sha256(c.stored) == c.sha256, "the store keeps its own copy"
-        assert c.model == "tiny"
+        assert c.model == str(tiny_model.path), "the journal names the bundle that sorted"
         with Journal.open(out) as journal:
             assert journal.op_for_destination(done.path) is not None
         with pytest.raises(UsageError):
