@@ -199,9 +199,7 @@ class BundleConfig:
         if raw_memory is not None:
             if not isinstance(raw_memory, dict):
                 raise bad("memory must be an object")
-            exemplars = raw_memory.get("size")
-            if isinstance(exemplars, bool) or not isinstance(exemplars, int) or not 1 <= exemplars <= 65536:
-                raise bad("the memory size must be a whole number between 1 and 65536")
+            exemplars = _count(raw_memory.get("size"), "the memory size", bad)
             if multi:
                 raise bad("a multi-label model cannot hold an exemplar memory")
             memory = MemorySettings(
@@ -214,9 +212,7 @@ class BundleConfig:
         if raw_ood is not None:
             if not isinstance(raw_ood, dict) or raw_ood.get("anchors") not in ("means", "head"):
                 raise bad("its out-of-distribution settings are malformed")
-            anchors_n = raw_ood.get("size")
-            if isinstance(anchors_n, bool) or not isinstance(anchors_n, int) or not 1 <= anchors_n <= 65536:
-                raise bad("its out-of-distribution settings are malformed")
+            anchors_n = _count(raw_ood.get("size"), "the number of fit anchors", bad)
             ood = OodSettings(
                 threshold=_number(raw_ood.get("threshold"), -1.0, 1.0, "the fit threshold", bad),
                 anchors=str(raw_ood["anchors"]),
@@ -257,6 +253,12 @@ def _number(value: object, low: float, high: float, name: str, bad: Any) -> floa
     if not low <= value <= high:
         raise bad(f"{name} must be between {low} and {high}")
     return float(value)
+
+
+def _count(value: object, name: str, bad: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65536:
+        raise bad(f"{name} must be a whole number between 1 and 65536")
+    return value
 
 
 def _triple(value: object, name: str, bad: Any, *, positive: bool) -> tuple[float, float, float]:

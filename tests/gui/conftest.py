@@ -44,3 +44,16 @@ def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
     if win.worker is not None:
         win.worker.quit()
     pool.waitForDone(60_000)
+
+
+def sort_and_review(qtbot, window, folder: Path, out: Path):  # type: ignore[no-untyped-def]
+    """Sort ``folder`` into ``out`` in the window, open the review dialog and wait for its grid."""
+    window.source_edit.setText(str(folder))
+    window.output_edit.setText(str(out))
+    with qtbot.waitSignal(window.run_finished, timeout=180_000):
+        window.start()
+    window.review()
+    dialog = window.review_dialog
+    qtbot.add_widget(dialog)
+    qtbot.waitSignal(dialog.loaded, timeout=30_000).wait()
+    return dialog

@@ -9,18 +9,12 @@ from PySide6.QtCore import Qt
 from sorter.core.corrections import CorrectionStore
 from sorter.gui.review_dialog import ReviewDialog
 from sorter.names import UNSURE_FOLDER
+from tests.gui.conftest import sort_and_review
 
 
 def test_review_corrects_three_photos_and_shows_heatmap(qtbot, window, photo_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "sorted"
-    window.source_edit.setText(str(photo_folder))
-    window.output_edit.setText(str(out))
-    with qtbot.waitSignal(window.run_finished, timeout=180_000):
-        window.start()
-    window.review()
-    dialog: ReviewDialog = window.review_dialog
-    qtbot.add_widget(dialog)
-    qtbot.waitSignal(dialog.loaded, timeout=30_000).wait()
+    dialog: ReviewDialog = sort_and_review(qtbot, window, photo_folder, out)
     assert sum(len(i.paths) for i in dialog.items) == 21
     confidences = [i.confidence for i in dialog.items if i.label != UNSURE_FOLDER]
     assert confidences[0] == min(confidences), "the least confident first (then doubt and diversity)"

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from sorter.core.corrections import CONFIRMATION, CORRECTION, CorrectionStore
 from sorter.gui.review_dialog import ReviewDialog
 from sorter.names import UNSURE_FOLDER
+from tests.gui.conftest import sort_and_review
 
 
 def _row_of(dialog: ReviewDialog, path: Path) -> int:
@@ -26,14 +27,7 @@ def test_a_correction_suggests_the_same_folder_for_its_twin_and_resort_moves_it(
     with Image.open(original) as img:
         ImageOps.mirror(img.convert("RGB")).save(twin, quality=92)
     out = tmp_path / "sorted"
-    window.source_edit.setText(str(photo_folder))
-    window.output_edit.setText(str(out))
-    with qtbot.waitSignal(window.run_finished, timeout=180_000):
-        window.start()
-    window.review()
-    dialog: ReviewDialog = window.review_dialog
-    qtbot.add_widget(dialog)
-    qtbot.waitSignal(dialog.loaded, timeout=30_000).wait()
+    dialog: ReviewDialog = sort_and_review(qtbot, window, photo_folder, out)
     first = next(p for i in dialog.items for p in i.paths if p.name.endswith(original.name))
     twin_sorted = next(p for i in dialog.items for p in i.paths if p.name.endswith(twin.name))
     target = next(c for c in dialog.labels() if c not in (first.parent.name, twin_sorted.parent.name))

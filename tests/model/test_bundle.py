@@ -124,6 +124,13 @@ def _meta(config: BundleConfig, **changes: object) -> dict[str, object]:
         ({"mean": [0.5, "x", 0.5]}, "mean"),
         ({"threshold": 7}, "threshold"),
         ({"resize": "stretch-ish"}, "resize method"),
+        ({"classes": ["bed", "_other", "sofa"]}, "_other"),
+        ({"memory": {"alpha": 1.0, "beta": 1.0, "size": 0}}, "memory size"),
+        ({"memory": "lots"}, "memory must be an object"),
+        ({"ood": {"anchors": "crystal ball", "size": 3, "threshold": 0.5}}, "out-of-distribution"),
+        ({"ood": {"anchors": "means", "size": 3, "threshold": 5}}, "fit threshold"),
+        ({"calibration": {"temperature": 0.0}}, "calibration is malformed"),
+        ({"calibration": {"temperature": 1.0, "grid": [0.5], "precision": [], "overall": []}}, "calibration"),
     ],
 )
 def test_bad_config_is_refused(
@@ -132,6 +139,30 @@ def test_bad_config_is_refused(
     path = write_raw(tmp_path / "m.safetensors", dict(small_model.state_dict()), _meta(config, **changes))
     with pytest.raises(ModelLoadError, match=message):
         load_bundle(path)
+
+
+def test_memory_and_fit_tensors_are_checked(tmp_path: Path, small_model: SorterNet, config: BundleConfig) -> None:
+    state = dict(small_model.state_dict())
+    memory = {"alpha": 64.0, "beta": 16.0, "size": 2}
+    ood = {"anchors": "means", "size": 3, "threshold": 0.4}
+    good = {
+        **state,
+        "memory.keys": torch.ones(2, 1280),
+        "memory.labels": torch.tensor([0, 2]),
+        "ood.anchors": torch.ones(3, 1280),
+    }
+    bundle = load_bundle(write_raw(tmp_path / "ok.safetensors", good, _meta(config, memory=memory, ood=ood)))
+    assert bundle.memory is not None and list(bundle.memory.labels) == [0, 2]
+    assert bundle.ood_anchors is not None and tuple(bundle.ood_anchors.shape) == (3, 1280)
+    missing = {k: v for k, v in good.items() if k != "memory.keys"}
+    with pytest.raises(ModelLoadError, match="missing"):
+        load_bundle(write_raw(tmp_path / "a.safetensors", missing, _meta(config, memory=memory, ood=ood)))
+    wrong_class = {**good, "memory.labels": torch.tensor([0, 7])}
+    with pytest.raises(ModelLoadError, match="classes the model does not have"):
+        load_bundle(write_raw(tmp_path / "b.safetensors", wrong_class, _meta(config, memory=memory, ood=ood)))
+    misshaped = {**good, "ood.anchors": torch.ones(2, 1280)}
+    with pytest.raises(ModelLoadError, match=r"ood.anchors has shape"):
+        load_bundle(write_raw(tmp_path / "c.safetensors", misshaped, _meta(config, memory=memory, ood=ood)))
 
 
 def test_missing_extra_and_misshaped_tensors(tmp_path: Path, small_model: SorterNet, config: BundleConfig) -> None:
