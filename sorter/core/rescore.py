@@ -139,7 +139,7 @@ def rescore(
                 reason=reason,
             )
         )
-    return review_order(out, feats[[known.index(r.op) for r in out]] if out else feats), missing
+    return review_order(out, feats), missing  # out is in the order of known, the rows of feats
 
 
 DIVERSE_FIRST = 60

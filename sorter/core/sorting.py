@@ -177,15 +177,6 @@ def default_output(source: Path) -> Path:
     return source.with_name(f"{source.name} (sorted)")
 
 
-def decide(probs: np.ndarray, classes: tuple[str, ...], threshold: float, multi_label: bool) -> tuple[str, ...]:
-    """The folder(s) for one photo; ``_unsure`` when nothing reaches the threshold."""
-    if multi_label:
-        chosen = tuple(classes[i] for i in np.flatnonzero(probs >= threshold))
-        return chosen or (UNSURE_FOLDER,)
-    best = int(np.argmax(probs))
-    return (classes[best],) if probs[best] >= threshold else (UNSURE_FOLDER,)
-
-
 NONE_OF_THESE = "looks like none of the categories"
 
 
