@@ -427,7 +427,8 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             except DestinationError:
                 if run_status == "finished":
                     raise  # every photo is placed, but the user must hear that the journal failed
-                log.warning("could not mark the interrupted run in the journal", exc_info=True)
+                # the user already has the one sentence that stopped the run; resuming does not need the mark
+                log.info("could not mark the interrupted run in the journal", exc_info=True)
             finally:
                 journal.close()
     return summary
