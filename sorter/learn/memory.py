@@ -3,12 +3,12 @@
 A linear head trained on thousands of photos hardly moves for twenty corrections. The memory
 adds, for each class, a vote from the stored photo of that class that looks most like the one
 being sorted (``alpha * exp(-beta * (1 - max cos))``; by default 1024 and 32: a vote of 42 at
-cosine 0.9, 6 at 0.84, 0.3 at 0.75, 0.01 at 0.65), so one correction moves its near duplicates at once
-(cosine 0.84-0.98 for crops and mirror images of a photo) while photos unlike any stored one
-(cosine below about 0.65, even within one class) keep the head's answer. The
-nearest exemplar, not a sum over all, votes: thirty stored chairs must not add up to a bias
-towards chairs. The same function
-scores photos in the sorting network (and its ONNX export) and from cached features in review.
+cosine 0.9, 6 at 0.84, 0.3 at 0.75, 0.01 at 0.65), so one correction moves its near duplicates
+at once (cosine 0.84-0.98 for crops and mirror images of a photo) while photos unlike any stored
+one (cosine below about 0.65, even within one class) keep the head's answer. The nearest
+exemplar, not a sum over all, votes: thirty stored chairs must not add up to a bias towards
+chairs. The same function scores photos in the sorting network (and its ONNX export) and from
+cached features in review.
 """
 
 from __future__ import annotations
@@ -47,9 +47,6 @@ class ExemplarMemory:
 
     def __len__(self) -> int:
         return len(self.labels)
-
-    def with_params(self, alpha: float, beta: float) -> ExemplarMemory:
-        return ExemplarMemory(self.keys, self.labels, alpha, beta)
 
 
 def normalise_rows(x: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from sorter.core.rescore import score
 from sorter.fsutil import replace_atomically
 from sorter.learn.calibration import Calibration, fit_temperature, precision_table
 from sorter.learn.feature_cache import FeatureCache
-from sorter.learn.memory import ExemplarMemory, score_and_fit, tune_memory
+from sorter.learn.memory import MAX_EXEMPLARS, ExemplarMemory, score_and_fit, tune_memory
 from sorter.learn.ood import class_means, fit_threshold
 from sorter.model.bundle import OodSettings, load_bundle, save_bundle
 from sorter.train.engine import ProgressFn, TrainResult, TrainSettings, train
@@ -168,6 +168,7 @@ def _memory(
     """The user's photos as an exemplar memory, its strength tuned on them and the validation set."""
     if not memory_idx or result.features is None or result.config.multi_label:
         return None
+    memory_idx = memory_idx[-MAX_EXEMPLARS:]  # the most recent photos, should a user label thousands
     index = {c: i for i, c in enumerate(result.config.classes)}
     keys = np.stack([result.features.clean[i].numpy() for i in memory_idx]).astype(np.float32)
     labels = np.array([index[data.samples[i].labels[0]] for i in memory_idx], dtype=np.int64)
