@@ -130,10 +130,6 @@ class CorrectionStore:
     def all(self) -> list[Correction]:
         return [_row(r) for r in self._db.execute(f"SELECT {_COLUMNS} FROM corrections ORDER BY id")]
 
-    def reviewed_paths(self) -> set[Path]:
-        """Where the user's reviewed photos lie in sorted folders: a re-sort never moves these."""
-        return {c.sorted_path for c in self.latest_per_photo()}
-
     def count(self, kind: str) -> int:
         return sum(1 for c in self.latest_per_photo() if c.kind == kind)
 

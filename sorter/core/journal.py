@@ -247,25 +247,21 @@ class Journal:
         failed: str | None = None,
     ) -> list[int]:
         """Record a photo's placements and mark it finished, atomically."""
-        ids: list[int] = []
         with self.transaction() as db:
-            for op in ops:
-                cur = db.execute(
-                    "INSERT INTO ops(run_id, source, destination, sha256, size, label, confidence,"
-                    " status, created) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        run_id,
-                        str(source),
-                        str(op["destination"]),
-                        op["sha256"],
-                        op["size"],
-                        op["label"],
-                        float(op["confidence"]),
-                        op["status"],
-                        _now(),
-                    ),
+            ids = [
+                _insert_op(
+                    db,
+                    run_id,
+                    source,
+                    op["destination"],
+                    op["sha256"],
+                    op["size"],
+                    op["label"],
+                    op["confidence"],
+                    op["status"],
                 )
-                ids.append(int(cur.lastrowid or 0))
+                for op in ops
+            ]
             db.execute(
                 "INSERT INTO sources(run_id, source, size, mtime_ns, status, reason) VALUES (?,?,?,?,?,?)",
                 (run_id, str(source), size, mtime_ns, "failed" if failed else "done", failed),
@@ -303,22 +299,9 @@ class Journal:
     def record_op(self, run_id: int, op: Op) -> int:
         """One operation that belongs to no source photo (a re-sort's move inside the output)."""
         with self.transaction() as db:
-            cur = db.execute(
-                "INSERT INTO ops(run_id, source, destination, sha256, size, label, confidence,"
-                " status, created) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    run_id,
-                    str(op.source),
-                    str(op.destination),
-                    op.sha256,
-                    op.size,
-                    op.label,
-                    op.confidence,
-                    op.status,
-                    _now(),
-                ),
+            return _insert_op(
+                db, run_id, op.source, op.destination, op.sha256, op.size, op.label, op.confidence, op.status
             )
-        return int(cur.lastrowid or 0)
 
     def set_op_status(self, op_id: int, status: str) -> None:
         with self.transaction() as db:
@@ -327,14 +310,34 @@ class Journal:
     def relocate_op(self, op_id: int, destination: Path, label: str, confidence: float | None = None) -> None:
         """A correction or re-sort moved the sorted copy: keep the journal pointing at the file."""
         with self.transaction() as db:
-            db.execute("UPDATE ops SET destination=?, label=? WHERE id=?", (str(destination), label, op_id))
-            if confidence is not None:
-                db.execute("UPDATE ops SET confidence=? WHERE id=?", (float(confidence), op_id))
+            db.execute(
+                "UPDATE ops SET destination=?, label=?, confidence=COALESCE(?, confidence) WHERE id=?",
+                (str(destination), label, None if confidence is None else float(confidence), op_id),
+            )
 
     def forget_sources(self, run_id: int) -> None:
         """After an undo the photos count as not sorted, so sorting again redoes them."""
         with self.transaction() as db:
             db.execute("DELETE FROM sources WHERE run_id=?", (run_id,))
+
+
+def _insert_op(
+    db: sqlite3.Connection,
+    run_id: int,
+    source: Path,
+    destination: Path,
+    sha256: str,
+    size: int,
+    label: str,
+    confidence: float,
+    status: str,
+) -> int:
+    cur = db.execute(
+        "INSERT INTO ops(run_id, source, destination, sha256, size, label, confidence, status, created)"
+        " VALUES (?,?,?,?,?,?,?,?,?)",
+        (run_id, str(source), str(destination), sha256, size, label, float(confidence), status, _now()),
+    )
+    return int(cur.lastrowid or 0)
 
 
 def journal_path(output: Path) -> Path:

@@ -114,6 +114,7 @@ def rescore(
         found = cache.get_many(recipe, [(op.sha256, CLEAN_VIEW) for op in ops])
         labelled = store.latest_per_photo()
         reviewed_shas = {c.sha256 for c in labelled}
+        reviewed_paths = {c.sorted_path for c in labelled}
         extra = cache.get_many(recipe, [(c.sha256, CLEAN_VIEW) for c in labelled])
     memory = with_user_memory(bundle, _labelled_features(labelled, extra))
     known = [op for op in ops if (op.sha256, CLEAN_VIEW) in found]
@@ -122,7 +123,6 @@ def rescore(
         return [], missing
     feats = np.stack([found[(op.sha256, CLEAN_VIEW)] for op in known])
     probs, fits = score_with_fit(bundle, feats, memory)
-    reviewed_paths = store.reviewed_paths()
     out = []
     for op, row, fit in zip(known, probs, fits, strict=True):
         labels, reason = policy.decide(row, float(fit))

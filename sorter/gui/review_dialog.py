@@ -111,13 +111,12 @@ def load_items(output: Path, bundle: Bundle | None = None, corrections_db: Path 
 
         with CorrectionStore(corrections_db) as store:
             scored, _ = rescore(output, bundle, store)
-            reviewed = store.reviewed_paths()
         for rank, r in enumerate(scored):
             item = seen.get(r.path)
             if item is not None:
                 item.rank = rank
                 item.confidence = r.confidence
-                item.reviewed = r.reviewed or r.path in reviewed
+                item.reviewed = r.reviewed
                 item.reason = r.reason if item.label in (UNSURE_FOLDER, OTHER_FOLDER) else None
                 if r.changed and not item.reviewed:
                     item.suggested = r.suggested
@@ -444,7 +443,8 @@ class ReviewDialog(QDialog):
         self._confirm([Path(p) for i in self.grid.selectedItems() for p in i.data(PATHS_ROLE)])
 
     def confirm_page(self) -> None:
-        """Every photo in view, not yet reviewed and not in ``_unsure``, is in the right folder."""
+        """Every photo in view, not yet reviewed and not in ``_unsure`` or ``_other``, is in the right
+        folder."""
         view = self.grid.viewport().rect()
         reviewed = {p for i in self.items if i.reviewed for p in i.paths}
         paths: list[Path] = []
@@ -456,7 +456,7 @@ class ReviewDialog(QDialog):
         self._confirm(paths)
 
     def _confirm(self, paths: list[Path]) -> None:
-        paths = [p for p in paths if p.parent.name != UNSURE_FOLDER]
+        paths = [p for p in paths if p.parent.name not in (UNSURE_FOLDER, OTHER_FOLDER)]  # confirm() refuses them
         if not paths:
             return
         from sorter.core.corrections import CorrectionStore, confirm

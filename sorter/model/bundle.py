@@ -324,17 +324,8 @@ class Bundle:
 
         Two bundles that share a body (a retrain that only refitted the head) share features.
         """
-        import hashlib
-
-        digest = hashlib.sha256()
-        c = self.config
-        digest.update(f"{c.architecture};{c.input_size};{c.resize};{c.crop_pct};{c.interpolation};".encode())
-        digest.update(f"{c.mean};{c.std}\n".encode())
-        for name in sorted(k for k in self.state if k.startswith("body.")):
-            tensor = self.state[name].detach().cpu().contiguous()
-            digest.update(name.encode())
-            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-        return digest.hexdigest()[:24]
+        body = {k.removeprefix("body."): v for k, v in self.state.items() if k.startswith("body.")}
+        return feature_recipe(self.config, body)
 
     def build_model(self) -> torch.nn.Module:
         from sorter.model.architecture import SorterNet
@@ -342,6 +333,22 @@ class Bundle:
         model = SorterNet(self.config.architecture, self.config.num_outputs)
         model.load_state_dict(self.state, strict=True)
         return model.eval()
+
+
+def feature_recipe(config: BundleConfig, body_state: Mapping[str, torch.Tensor]) -> str:
+    """A key for the features a body makes: its weights (``body.`` prefix removed) and the
+    preprocessing in ``config``. Sorting's and training's feature caches both key on it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    c = config
+    digest.update(f"{c.architecture};{c.input_size};{c.resize};{c.crop_pct};{c.interpolation};".encode())
+    digest.update(f"{c.mean};{c.std}\n".encode())
+    for name in sorted(body_state):
+        tensor = body_state[name].detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:24]
 
 
 def _check_header(path: Path) -> None:

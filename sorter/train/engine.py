@@ -9,7 +9,6 @@ without fastai.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -42,7 +41,7 @@ from sorter.core.datasets import LabelledData, Sample
 from sorter.core.fileops import sha256_of
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache, recipe_key
 from sorter.model.architecture import SorterNet, load_body_weights
-from sorter.model.bundle import BundleConfig
+from sorter.model.bundle import BundleConfig, feature_recipe
 from sorter.model.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
@@ -204,12 +203,11 @@ def _features(
 
 @dataclass
 class FeatureSet:
-    """Cached body features of the training data: ``views`` augmented rows per training photo and
-    one clean row per validation (and memory) photo, in index order."""
+    """Body features of the training data: ``views`` augmented rows per training photo and one
+    clean row per validation (and memory) photo."""
 
     train: torch.Tensor
     """(views * len(train_idx), D): view 0 of every training photo, then view 1, ..."""
-    valid: torch.Tensor
     clean: dict[int, torch.Tensor]
     """Clean (unaugmented) features by sample index, for validation and memory photos."""
     computed: int
@@ -217,16 +215,10 @@ class FeatureSet:
 
 
 def body_recipe(model: SorterNet, config: BundleConfig, settings: TrainSettings) -> dict[str, str]:
-    """What decides a cached feature: body weights, preprocessing and the augmentation recipe."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.body.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    base = f"{config.architecture};{config.input_size};{config.resize};{config.mean};{config.std};{digest.hexdigest()}"
-    return {
-        "clean": recipe_key({"base": base}),
-        "augmented": recipe_key({"base": base, "augment": AUGMENT_RECIPE, "seed": settings.seed}),
-    }
+    """Cache keys: the body's own (weights and preprocessing, as sorting keys it) for clean
+    features, plus the augmentation recipe and seed for augmented ones."""
+    clean = feature_recipe(config, model.body.state_dict())
+    return {"clean": clean, "augmented": recipe_key({"body": clean, "augment": AUGMENT_RECIPE, "seed": settings.seed})}
 
 
 def extract_features(
@@ -271,9 +263,11 @@ def extract_features(
             for i, row in zip(missing_clean, feats, strict=True):
                 computed_clean[i] = row
         if cache is not None:
+            # views of a partly cached photo were all computed again; store only the missing ones
+            missing = set(missing_aug)
             cache.put_many(
                 recipes["augmented"],
-                {(shas[i], v): row.numpy() for (i, v), row in computed_aug.items() if (i, v) in set(missing_aug)},
+                {(shas[i], v): row.numpy() for (i, v), row in computed_aug.items() if (i, v) in missing},
             )
             cache.put_many(recipes["clean"], {(shas[i], CLEAN_VIEW): row.numpy() for i, row in computed_clean.items()})
 
@@ -291,7 +285,6 @@ def extract_features(
     clean = {i: clean_row(i) for i in clean_idx}
     return FeatureSet(
         train=torch.stack(train_rows).float() if train_rows else torch.zeros(0, model.num_features),
-        valid=torch.zeros(0, model.num_features),
         clean=clean,
         computed=len(computed_aug) + len(computed_clean),
     )

@@ -148,7 +148,8 @@ def retrain(
     new = load_bundle(trained.path)
     features = trained.result.features if trained.result is not None else None
     corrected = [s for s, c in zip(user, reviewed, strict=True) if c.kind == CORRECTION]
-    corrected_idx = [i for i, s in zip(extra_idx, training_extra, strict=True) if s in set(corrected)]
+    corrected_set = set(corrected)
+    corrected_idx = [i for i, s in zip(extra_idx, training_extra, strict=True) if s in corrected_set]
     if features is not None and old.feature_recipe == new.feature_recipe:
         # The body did not change: both models are scored from the same cached features.
         xv = np.stack([features.clean[i].numpy() for i in valid_idx])
