@@ -318,6 +318,16 @@ def cmd_resort(args: argparse.Namespace) -> int:
             f"Re-sorted with {bundle.name}: moved {len(report.moved)}, unchanged {report.unchanged}, "
             f"kept {report.reviewed} reviewed photos where you put them."
         )
+        changed = [
+            f"{c} {before:.0%} -> {report.thresholds[c]:.0%}"
+            for c, before in zip(policy.classes, policy.thresholds, strict=True)
+            if abs(report.thresholds.get(c, before) - round(float(before), 2)) >= 0.005
+        ]
+        if report.calibrated_on:
+            print(
+                f"Confidence recalibrated on {report.calibrated_on} photos you reviewed"
+                + (f"; thresholds now: {', '.join(changed)}." if changed else "; no threshold changed.")
+            )
         if report.without_features:
             print(
                 f"{report.without_features} photos have no stored features for this model and were left alone.",

@@ -23,7 +23,7 @@ from sorter.core.journal import STATE_DIR, Journal, Op
 from sorter.core.sorting import FEATURES_NAME, Policy, policy_for
 from sorter.errors import SorterError, UsageError, describe_os_error
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
-from sorter.learn.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory, score_and_fit
+from sorter.learn.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory, leave_one_out, score_and_fit
 from sorter.model.bundle import Bundle
 from sorter.model.pipeline import group_matrix
 
@@ -90,15 +90,76 @@ def score_with_fit(
     )
 
 
-def rescore(
-    output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy | None = None
-) -> tuple[list[Rescored], int]:
-    """Score every photo still in ``output`` again from its cached features, deciding folders
-    with ``policy`` (default: the bundle's own, see :func:`~sorter.core.sorting.policy_for`).
+@dataclass
+class Rescoring:
+    """What :func:`rescore` found."""
 
-    Returns:
-        The photos (least confident first) and how many had no cached features (sorted by a
-        version of Sorter that did not keep them, or with another model's body).
+    photos: list[Rescored]
+    """Review order: see :func:`review_order`."""
+    missing: int
+    """Photos with no cached features (sorted by a version of Sorter that did not keep them, or
+    with another model's body)."""
+    policy: Policy
+    """The policy that decided, its thresholds recalibrated on the user's reviewed photos."""
+    calibrated_on: int = 0
+    """How many reviewed photos updated the calibration (see :func:`recalibrate`)."""
+
+
+def recalibrate(
+    bundle: Bundle,
+    policy: Policy,
+    reviewed: Sequence[Correction],
+    features: dict[tuple[str, int], np.ndarray],
+    memory: ExemplarMemory | None,
+) -> tuple[Policy, int]:
+    """The policy with thresholds from the bundle's calibration updated by the user's reviewed
+    photos (see :meth:`~sorter.learn.calibration.Calibration.updated`): corrections make the
+    user's "95 % sure" mean 95 % on *their* photos, before any retrain.
+
+    Only photos reviewed after the bundle was made count (a retrained bundle was trained on the
+    earlier ones), each scored as a new photo would be: by the bundle and the *other* reviewed
+    photos (leave one out), never by its own memory vote. ``memory`` is the bundle's memory
+    followed by the user's photos, in ``reviewed`` order, as :func:`with_user_memory` builds it.
+    """
+    table = bundle.config.calibration_table()
+    if table is None or policy.target is None:
+        return policy, 0
+    made = str(bundle.config.training.get("date", ""))
+    index = {c: i for i, c in enumerate(bundle.config.classes)}
+    base = len(bundle.memory) if bundle.memory is not None else 0
+    rows, feats, labels = [], [], []
+    row = base
+    for c in reviewed:
+        key = (c.sha256, CLEAN_VIEW)
+        if key not in features:
+            continue
+        stored = row if c.label in index else -1
+        row += c.label in index
+        if c.created <= made:
+            continue
+        rows.append(stored)
+        feats.append(features[key])
+        labels.append(index.get(c.label, -1))
+    if not rows:
+        return policy, 0
+    group = group_matrix(bundle.config)
+    probs = leave_one_out(
+        np.stack(feats),
+        bundle.state["head.weight"].float().numpy(),
+        bundle.state["head.bias"].float().numpy(),
+        memory,
+        np.array(rows),
+        group=None if group is None else group.numpy(),
+        temperature=table.temperature,
+    )
+    updated = table.updated(probs, np.array(labels))
+    return policy.recalibrated(updated), len(rows)
+
+
+def rescore(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy | None = None) -> Rescoring:
+    """Score every photo still in ``output`` again from its cached features, deciding folders
+    with ``policy`` (default: the bundle's own, see :func:`~sorter.core.sorting.policy_for`),
+    recalibrated on the photos the user reviewed there (see :func:`recalibrate`).
     """
     if bundle.config.multi_label:
         raise UsageError("Re-sorting is for single-label models; this model gives several labels per photo.")
@@ -109,7 +170,7 @@ def rescore(
     recipe = bundle.feature_recipe
     features_path = output / STATE_DIR / FEATURES_NAME
     if not features_path.exists():
-        return [], len(ops)
+        return Rescoring([], len(ops), policy)
     with FeatureCache.open(features_path) as cache:
         found = cache.get_many(recipe, [(op.sha256, CLEAN_VIEW) for op in ops])
         labelled = store.latest_per_photo()
@@ -117,10 +178,11 @@ def rescore(
         reviewed_paths = {c.sorted_path for c in labelled}
         extra = cache.get_many(recipe, [(c.sha256, CLEAN_VIEW) for c in labelled])
     memory = with_user_memory(bundle, _labelled_features(labelled, extra))
+    policy, calibrated_on = recalibrate(bundle, policy, labelled, extra, memory)
     known = [op for op in ops if (op.sha256, CLEAN_VIEW) in found]
     missing = len(ops) - len(known)
     if not known:
-        return [], missing
+        return Rescoring([], missing, policy, calibrated_on)
     feats = np.stack([found[(op.sha256, CLEAN_VIEW)] for op in known])
     probs, fits = score_with_fit(bundle, feats, memory)
     out = []
@@ -139,7 +201,8 @@ def rescore(
                 reason=reason,
             )
         )
-    return review_order(out, feats), missing  # out is in the order of known, the rows of feats
+    # out is in the order of known, the rows of feats
+    return Rescoring(review_order(out, feats), missing, policy, calibrated_on)
 
 
 DIVERSE_FIRST = 60
@@ -184,10 +247,15 @@ class ResortReport:
     reviewed: int = 0
     without_features: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """The confidence each class needed, after recalibration on the reviewed photos."""
+    calibrated_on: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
+            "thresholds": self.thresholds,
+            "calibrated_on_reviewed": self.calibrated_on,
             "moved": [{"from": str(a), "to": str(b)} for a, b in self.moved],
             "unchanged": self.unchanged,
             "reviewed_kept": self.reviewed,
@@ -204,10 +272,15 @@ def resort(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy 
         SorterError: nothing was sorted there, or the folder is in use by another run.
     """
     output = output.expanduser().resolve()
-    scored, missing = rescore(output, bundle, store, policy)
-    report = ResortReport(None, without_features=missing)
+    found = rescore(output, bundle, store, policy)
+    report = ResortReport(
+        None,
+        without_features=found.missing,
+        thresholds={c: round(float(t), 2) for c, t in zip(found.policy.classes, found.policy.thresholds, strict=True)},
+        calibrated_on=found.calibrated_on,
+    )
     todo = []
-    for r in scored:
+    for r in found.photos:
         if r.reviewed:
             report.reviewed += 1
         elif r.changed:

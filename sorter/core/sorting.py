@@ -15,7 +15,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +26,7 @@ from sorter.core.fileops import Placed, Staged, candidate_names, discard, place,
 from sorter.core.images import Candidate, scan
 from sorter.core.journal import STATE_DIR, Journal
 from sorter.errors import DestinationError, UsageError, describe_os_error
-from sorter.learn.calibration import DEFAULT_PRECISION
+from sorter.learn.calibration import DEFAULT_PRECISION, Calibration
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.model.bundle import BundleConfig
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
@@ -189,6 +189,7 @@ class Policy:
         fit_threshold: the fit below which a photo is none of the categories; None when the
             bundle has no such statistics.
         other_folder: where those photos go (``_unsure`` or ``_other``).
+        target: the precision the thresholds were calibrated for; None when they are fixed.
     """
 
     classes: tuple[str, ...]
@@ -196,6 +197,14 @@ class Policy:
     multi_label: bool
     fit_threshold: float | None = None
     other_folder: str = UNSURE_FOLDER
+    target: float | None = None
+
+    def recalibrated(self, calibration: Calibration) -> Policy:
+        """The same choices with thresholds from ``calibration`` (updated by the user's reviews);
+        a fixed threshold stays fixed."""
+        if self.target is None:
+            return self
+        return replace(self, thresholds=calibration.thresholds(self.target))
 
     def decide(self, probs: np.ndarray, fit: float = 1.0) -> tuple[tuple[str, ...], str | None]:
         """The folder(s) for one photo and, when it is not sorted, why."""
@@ -228,14 +237,17 @@ def policy_for(
     single default threshold."""
     k = len(config.classes)
     table = config.calibration_table()
+    target = None
     if threshold is not None:
         thresholds = np.full(k, threshold, dtype=np.float32)
     elif table is not None and not config.multi_label:
-        thresholds = table.thresholds(DEFAULT_PRECISION if precision is None else precision)
+        target = DEFAULT_PRECISION if precision is None else precision
+        thresholds = table.thresholds(target)
     else:
         thresholds = np.full(k, config.threshold, dtype=np.float32)
     fit = config.ood.threshold if config.ood is not None else None
-    return Policy(config.classes, thresholds, config.multi_label, fit, OTHER_FOLDER if other_folder else UNSURE_FOLDER)
+    folder = OTHER_FOLDER if other_folder else UNSURE_FOLDER
+    return Policy(config.classes, thresholds, config.multi_label, fit, folder, target)
 
 
 def _check_folders(options: SortOptions) -> tuple[Path, Path]:

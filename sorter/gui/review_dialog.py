@@ -110,7 +110,7 @@ def load_items(output: Path, bundle: Bundle | None = None, corrections_db: Path 
         from sorter.core.rescore import rescore
 
         with CorrectionStore(corrections_db) as store:
-            scored, _ = rescore(output, bundle, store)
+            scored = rescore(output, bundle, store).photos
         for rank, r in enumerate(scored):
             item = seen.get(r.path)
             if item is not None:

@@ -22,6 +22,10 @@ GRID = tuple(round(0.2 + 0.01 * i, 2) for i in range(80))
 MIN_SUPPORT = 5
 """A threshold counts for a class only if at least this many validation photos pass it."""
 DEFAULT_PRECISION = 0.95
+PRIOR_PHOTOS = 20.0
+"""How many of the user's reviewed photos the validation table weighs, per class and threshold:
+after twenty reviewed photos of a class its own photos count as much as the validation photos,
+after a hundred they decide."""
 TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(np.log(0.25), np.log(8.0), 61)))
 
 
@@ -57,15 +61,51 @@ class Calibration:
 
     def threshold(self, class_index: int, target: float) -> float:
         """The lowest confidence at which this class reached ``target`` precision, and stayed
-        there at every higher threshold with enough photos."""
-        for table in (self.precision[class_index], self.overall):
-            t = _lowest_reaching(table, target)
-            if t is not None:
-                return t
-        return GRID[-1]
+        there at every higher threshold with enough photos; the table of all classes only for a
+        class with too few photos of its own (one that has them but never reaches the target
+        must not borrow the others' better record)."""
+        own = self.precision[class_index]
+        table = own if any(np.isfinite(v) for v in own) else self.overall
+        t = _lowest_reaching(table, target)
+        return GRID[-1] if t is None else t
 
     def thresholds(self, target: float) -> np.ndarray:
         return np.array([self.threshold(c, target) for c in range(len(self.precision))], dtype=np.float32)
+
+    def updated(self, probs: np.ndarray, labels: np.ndarray, prior: float = PRIOR_PHOTOS) -> Calibration:
+        """The precision tables moved towards what the user's reviewed photos show.
+
+        Validation photos come from the training set's source; the user's photos may not, and
+        there the same confidence can be right far less often. Each table entry is a beta-binomial
+        update: the validation precision counts as ``prior`` photos, each reviewed photo that the
+        model would have put in that class at that threshold as one. ``probs`` must be honest
+        scores (a reviewed photo scored without its own memory vote, by a model not trained on
+        it), with the temperature already applied; ``labels`` are the user's labels (-1: a class
+        the model does not know, which counts against whatever class it was predicted as).
+        """
+        if len(labels) == 0:
+            return self
+        pred = probs.argmax(axis=1)
+        conf = probs.max(axis=1)
+        right = pred == labels
+
+        def row(old: Sequence[float], fallback: Sequence[float], mask: np.ndarray) -> tuple[float, ...]:
+            out = []
+            for g, t in enumerate(GRID):
+                kept = mask & (conf >= t)
+                n = int(kept.sum())
+                before = old[g] if np.isfinite(old[g]) else fallback[g]
+                if n == 0:
+                    out.append(old[g])
+                elif np.isfinite(before):
+                    out.append(float((prior * before + right[kept].sum()) / (prior + n)))
+                else:
+                    out.append(float(right[kept].mean()) if n >= MIN_SUPPORT else float("nan"))
+            return tuple(out)
+
+        per_class = tuple(row(self.precision[c], self.overall, pred == c) for c in range(len(self.precision)))
+        overall = row(self.overall, self.overall, np.ones(len(pred), dtype=bool))
+        return Calibration(self.temperature, per_class, overall)
 
     def to_json(self) -> dict[str, Any]:
         def clean(values: Sequence[float]) -> list[float | None]:

@@ -229,3 +229,38 @@ def tune_memory(
         alpha, beta = min(settings, key=lambda ab: ab[0] * np.exp(-ab[1] * 0.25))
         return ExemplarMemory(keys, labels, alpha, beta)
     return ExemplarMemory(keys, labels, best[2], best[3])
+
+
+def leave_one_out(
+    features: np.ndarray,
+    head_weight: np.ndarray,
+    head_bias: np.ndarray,
+    memory: ExemplarMemory | None,
+    rows: np.ndarray,
+    *,
+    group: np.ndarray | None = None,
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """Probabilities for photos that are themselves stored in ``memory`` (photo ``i`` is row
+    ``rows[i]``; -1 for one that is not), each scored as if its own row were not there.
+
+    A reviewed photo scored with its own memory row only finds itself and is always right; this
+    is the score it would get as a new photo, which calibration needs.
+    """
+    num_classes = group.shape[1] if group is not None else head_weight.shape[0]
+    with torch.inference_mode():
+        x = torch.from_numpy(np.asarray(features, dtype=np.float32))
+        logits = x @ torch.from_numpy(head_weight).float().T + torch.from_numpy(head_bias).float()
+        grouping = None if group is None else torch.from_numpy(group).float()
+        scores = log_probabilities(logits / temperature, grouping, False)
+        if memory is not None and len(memory):
+            keys = torch.from_numpy(np.asarray(memory.keys, dtype=np.float32))
+            affinity = normalise_rows(x) @ normalise_rows(keys).T
+            own = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+            stored = own >= 0
+            affinity[torch.arange(len(own))[stored], own[stored]] = -2.0
+            onehot = torch.zeros(len(memory), num_classes)
+            onehot[torch.arange(len(memory)), torch.from_numpy(memory.labels.astype(np.int64))] = 1.0
+            votes = memory.alpha * torch.exp(-memory.beta * (1.0 - nearest_per_class(affinity, onehot)))
+            scores = scores + votes
+        return torch.softmax(scores, dim=1).numpy()

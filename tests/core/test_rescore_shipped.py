@@ -4,15 +4,17 @@ the corrected photo's mirror image and crop at once, and leaves other chairs alo
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps
 
 from sorter.core.classifier import Classifier
 from sorter.core.corrections import CorrectionStore, correct
-from sorter.core.rescore import rescore
-from sorter.core.sorting import SortOptions, sort_folder
+from sorter.core.rescore import rescore, resort
+from sorter.core.sorting import SortOptions, policy_for, sort_folder
 from sorter.model.bundle import load_bundle
 from tests.conftest import REPO
 
@@ -36,9 +38,39 @@ def test_near_duplicates_follow_a_correction_against_a_confident_model(furniture
     assert events["twin.jpg"].labels == ("chair",)
     with CorrectionStore(tmp_path / "corrections.sqlite") as store:
         correct(out, events[first.name].destinations[0], "sofa", store)
-        scored, missing = rescore(out, bundle, store)
+        found = rescore(out, bundle, store)
+        scored, missing = found.photos, found.missing
     assert missing == 0
     suggested = {r.path.name: r.suggested for r in scored}
     assert suggested["twin.jpg"] == "sofa" and suggested["crop.jpg"] == "sofa"
     others = [p.name for p in chairs[1:] if events[p.name].labels == ("chair",)]
     assert others and all(suggested[name] == "chair" for name in others), "other chairs keep their folder"
+
+
+def test_corrections_update_the_calibration(furniture: Path, tmp_path: Path) -> None:
+    """Photos the model put in `chair` that the user says are sofas make `chair` need more
+    confidence at once, in the re-sort; photos reviewed before the model was made do not count."""
+    room = tmp_path / "room"
+    room.mkdir()
+    for photo in sorted((furniture / "chair").iterdir())[:14]:
+        shutil.copy2(photo, room / photo.name)
+    bundle = load_bundle(REPO / "models" / "furniture.safetensors")
+    out = tmp_path / "out"
+    events = list(sort_folder(SortOptions(room, out), Classifier(bundle, torch.device("cpu"))))
+    chairs = [e.destinations[0] for e in events if e.labels == ("chair",)]
+    assert len(chairs) >= 10
+    before = policy_for(bundle.config)
+    with CorrectionStore(tmp_path / "corrections.sqlite") as store:
+        for path in chairs[:8]:
+            correct(out, path, "sofa", store)
+        found = rescore(out, bundle, store)
+        assert found.calibrated_on == 8
+        chair = bundle.config.classes.index("chair")
+        assert found.policy.thresholds[chair] > before.thresholds[chair]
+        assert np.allclose(np.delete(found.policy.thresholds, chair), np.delete(before.thresholds, chair))
+        fixed = rescore(out, bundle, store, policy_for(bundle.config, threshold=0.6))
+        assert fixed.calibrated_on == 0 and np.allclose(fixed.policy.thresholds, 0.6), "a fixed threshold stays"
+        later = replace(bundle, config=bundle.config.with_training(date="9999-01-01T00:00:00+00:00"))
+        assert rescore(out, later, store).calibrated_on == 0, "photos it was trained on cannot calibrate it"
+        report = resort(out, bundle, store)
+    assert report.calibrated_on == 8 and report.thresholds["chair"] == round(float(found.policy.thresholds[chair]), 2)

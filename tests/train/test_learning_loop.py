@@ -62,7 +62,8 @@ def test_a_correction_moves_its_near_duplicate_at_once_and_resort_is_undone_exac
     assert placed[twin].parent.name != label
     bundle = load_bundle(tiny_model.path)
     with CorrectionStore(tmp_path / "data" / "corrections.sqlite") as store:
-        before, missing = rescore(out, bundle, store)
+        found = rescore(out, bundle, store)
+        before, missing = found.photos, found.missing
         assert missing == 0 and len(before) == len(placed)
         twin_before = next(r for r in before if r.path == placed[twin])
         assert twin_before.suggested == placed[twin].parent.name  # no correction yet: what it sorted
@@ -70,7 +71,7 @@ def test_a_correction_moves_its_near_duplicate_at_once_and_resort_is_undone_exac
         moved = correct(out, placed[original], label, store).path
         confirmed = next(p for s, p in placed.items() if s not in (original, twin) and p.parent.name != "_unsure")
         confirm(out, confirmed, store)
-        after, _ = rescore(out, bundle, store)
+        after = rescore(out, bundle, store).photos
         twin_after = next(r for r in after if r.path == placed[twin])
         assert twin_after.suggested == label, "the twin of a corrected photo must follow the correction"
         assert sum(r.reviewed for r in after) == 2
