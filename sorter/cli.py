@@ -7,6 +7,7 @@ Exit status: 0 all done; 3 done but some photos failed (each listed with its rea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -67,9 +68,22 @@ def cmd_sort(args: argparse.Namespace) -> int:
 
     source = Path(args.source)
     output = Path(args.out) if args.out else default_output(source)
-    classifier = Classifier.load(
-        resolve_model(args.model), args.device, backend=args.backend, cache_dir=cache_dir(), batch_size=args.batch_size
-    )
+    classifier: Classifier
+    if args.cluster:
+        from sorter.cluster import ClusterClassifier, connect
+        from sorter.model.bundle import load_bundle
+
+        bundle = load_bundle(resolve_model(args.model))
+        connect(args.cluster)
+        classifier = ClusterClassifier(bundle, batch_size=args.batch_size)
+    else:
+        classifier = Classifier.load(
+            resolve_model(args.model),
+            args.device,
+            backend=args.backend,
+            cache_dir=cache_dir(),
+            batch_size=args.batch_size,
+        )
     options = SortOptions(
         source=source,
         output=output,
@@ -91,8 +105,18 @@ def cmd_sort(args: argparse.Namespace) -> int:
             )
 
     job = sort_folder(options, classifier)
+    # Ray prints what happens on its workers (a lost worker, a retry) to stdout, which is for
+    # --json: during a cluster run it goes to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.cluster else contextlib.nullcontext()
     try:
-        summary = drive(job, on_event)
+        with quiet:
+            try:
+                summary = drive(job, on_event)
+            finally:
+                if args.cluster:
+                    from sorter.cluster import disconnect
+
+                    disconnect()
     except KeyboardInterrupt:
         job.close()
         progress.close()
@@ -407,6 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--other-folder", action="store_true", help="photos that fit none of the categories go to _other, not _unsure"
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="classify on a Ray cluster: auto (the one this machine belongs to), local (start one here) or "
+        "its address; photos must be on storage the workers share (pip install 'sorter[cluster]')",
+    )
     p.add_argument("--batch-size", type=int, default=16, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.set_defaults(func=cmd_sort)
