@@ -236,6 +236,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sorter.paths import feature_cache
     from sorter.train.train import main as train_main
 
+    if args.cluster:
+        _features_on_cluster(args, feature_cache(), quiet=args.json)
     trained = train_main(args, progress=_train_progress(not args.json), feature_cache=feature_cache())
     summary = {k: v for k, v in trained.report.items() if k != "valid_files"}
     if args.json:
@@ -247,6 +249,42 @@ def cmd_train(args: argparse.Namespace) -> int:
         for cls, row in ev.per_class.items():
             print(f"  {cls:<20} precision {row['precision']:.2f}  recall {row['recall']:.2f}  (n={row['n']})")
     return EXIT_OK
+
+
+def _features_on_cluster(args: argparse.Namespace, cache_path: Path, *, quiet: bool) -> None:
+    """``train --cluster``: the clean features of every photo computed on the cluster, into the
+    feature cache that training then reads (it computes none itself)."""
+    import tempfile
+
+    from sorter.cluster import Pool, connect, disconnect, precompute_features
+    from sorter.errors import SorterError, UsageError
+    from sorter.learn.feature_cache import FeatureCache
+    from sorter.train.engine import initial_bundle
+    from sorter.train.train import load_training_data, settings_from_args
+
+    if args.views not in (None, 0) or args.fine_tune_epochs:
+        raise UsageError("--cluster trains on the clean view of each photo: leave out --views and --fine-tune-epochs.")
+    args.views = 0
+    data = load_training_data(args)
+    with tempfile.TemporaryDirectory(prefix="sorter-cluster-") as tmp:
+        bundle = initial_bundle(data, settings_from_args(args), Path(tmp) / "initial.safetensors")
+        connect(args.cluster)
+        try:
+            with contextlib.redirect_stdout(sys.stderr), FeatureCache.open(cache_path) as cache:
+                report = precompute_features(bundle, [s.path for s in data.samples], cache, Pool.for_cluster())
+        finally:
+            disconnect()
+    if report.failed:
+        path, reason = report.failed[0]
+        raise SorterError(
+            f"{len(report.failed)} training photo(s) could not be read on the cluster, e.g. {path}: {reason}."
+        )
+    if not quiet:
+        print(
+            f"Features of {report.computed} photos computed on the cluster ({report.cached} already cached) "
+            f"in {report.seconds:.1f} s.",
+            file=sys.stderr,
+        )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -459,6 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--multi-label", action="store_true", help="several labels per photo")
     p.add_argument("--label-delim", help="separator of labels in the CSV (default: space when multi-label)")
     add_train_arguments(p)
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="compute the photos' features on a Ray cluster (auto, local or its address), then fit here; "
+        "trains on the clean view of each photo (--views 0)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 

@@ -17,7 +17,10 @@ from __future__ import annotations
 import logging
 import math
 import socket
+import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,8 +28,10 @@ import numpy as np
 import torch
 
 from sorter.core.classifier import Classifier, Prediction
+from sorter.core.fileops import sha256_of
 from sorter.errors import SorterError, UnsupportedImageError, UsageError
-from sorter.model.bundle import Bundle
+from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
+from sorter.model.bundle import Bundle, load_bundle
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,12 +99,23 @@ def _check_reachable(address: str) -> None:
 
 
 class _Predictor:
-    """A Ray Data actor: the bundle loaded once, then batches of paths → results."""
+    """A Ray Data actor: the bundle loaded once, then batches of paths → results.
 
-    def __init__(self, bundle_path: str, device: str, threads: int) -> None:
+    ``bundle`` is the bundle file's bytes (sent through Ray's object store, so the model needs
+    no shared storage, only the photos do) or a path.
+    """
+
+    def __init__(self, bundle: bytes | str, device: str, threads: int) -> None:
         torch.set_num_threads(threads)
-        self.classifier = Classifier.load(bundle_path, device, backend="auto", decode_threads=threads)
-        self.dim = int(self.classifier.bundle.state["head.weight"].shape[1])
+        if isinstance(bundle, bytes):
+            with tempfile.TemporaryDirectory(prefix="sorter-actor-") as tmp:
+                path = Path(tmp) / "model.safetensors"
+                path.write_bytes(bundle)
+                loaded = load_bundle(path)
+        else:
+            loaded = load_bundle(bundle)
+        self.classifier = Classifier(loaded, torch.device(device), backend="auto", decode_threads=threads)
+        self.dim = int(loaded.state["head.weight"].shape[1])
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         arrays: list[np.ndarray] = []
@@ -131,15 +147,90 @@ class _Predictor:
         }
 
 
-def _predictor_for(bundle_path: str, device: str, threads: int) -> type[_Predictor]:
+def _predictor_for(bundle_ref: Any, device: str, threads: int) -> type[_Predictor]:
     """The actor class with its settings built in: constructor arguments would sit in Ray's
-    object store, where a lost copy stops an actor from being restarted (ray-project/ray#53727)."""
+    object store, where a lost copy stops an actor from being restarted (ray-project/ray#53727).
+    The bundle's bytes do sit there, referenced by this process for the whole run."""
 
     class SorterPredictor(_Predictor):
         def __init__(self) -> None:
-            super().__init__(bundle_path, device, threads)
+            import ray
+
+            super().__init__(ray.get(bundle_ref), device, threads)
 
     return SorterPredictor
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The actors a run asks for: one single-threaded CPU actor per CPU (ONNX Runtime), or one
+    GPU actor per GPU (torch, half precision) where the cluster has GPUs."""
+
+    actors: int
+    threads: int
+    device: str
+
+    @classmethod
+    def for_cluster(cls, actors: int | None = None) -> Pool:
+        import ray
+
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        if gpus:
+            return cls(actors or gpus, 2, "cuda")
+        return cls(actors or max(1, int(resources.get("CPU", 1))), 1, "cpu")
+
+    def describe(self) -> str:
+        engine = "torch half precision" if self.device == "cuda" else "ONNX Runtime"
+        return f"ray ({self.actors} actor{'s' if self.actors != 1 else ''}, {engine})"
+
+
+def stream(bundle_path: Path, paths: list[Path], pool: Pool, batch_size: int = 16) -> Iterator[dict[str, Any]]:
+    """Decode and classify ``paths`` on the cluster; yields one dict per photo (``index`` into
+    ``paths``, ``probs``, ``features``, ``fit``, ``error``: empty when it was read), in order.
+
+    Raises:
+        SorterError: Ray stopped the run (it restarts lost actors and reruns their batches first).
+    """
+    import ray
+    import ray.data
+
+    if not paths:
+        return
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # the CLI's stderr is for the user
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False
+    rows = [{"index": i, "path": str(path)} for i, path in enumerate(paths)]
+    # Blocks of about one batch for small runs, so every actor gets work; fewer, larger ones for
+    # large runs, so per-block overhead stays small.
+    batches = math.ceil(len(rows) / batch_size)
+    blocks = max(1, min(batches, max(8 * pool.actors, math.ceil(batches / 8))))
+    bundle_ref = ray.put(bundle_path.read_bytes())
+    results = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+        _predictor_for(bundle_ref, pool.device, pool.threads),
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=min(pool.actors, blocks)),
+        num_cpus=pool.threads,
+        num_gpus=1 if pool.device == "cuda" else 0,
+    )
+    try:
+        for batch in results.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
+            for j, index in enumerate(batch["index"]):
+                yield {
+                    "index": int(index),
+                    "probs": batch["probs"][j],
+                    "features": batch["features"][j],
+                    "fit": float(batch["fit"][j]),
+                    "error": str(batch["error"][j]),
+                }
+    except ray.exceptions.RayError as exc:
+        raise SorterError(
+            f"The cluster stopped the run ({type(exc).__name__}); what was done so far is kept: "
+            "run the same command again to finish the rest."
+        ) from exc
+    finally:
+        del bundle_ref
 
 
 class ClusterClassifier(Classifier):
@@ -150,56 +241,55 @@ class ClusterClassifier(Classifier):
     """
 
     def __init__(self, bundle: Bundle, *, batch_size: int = 16, actors: int | None = None) -> None:
-        import ray
-
         super().__init__(bundle, torch.device("cpu"), batch_size=batch_size, backend="torch")
-        resources = ray.cluster_resources()
-        self.gpus = int(resources.get("GPU", 0))
-        cpus = max(1, int(resources.get("CPU", 1)))
-        if self.gpus:
-            self.actors, self.threads, self.actor_device = actors or self.gpus, 2, "cuda"
-        else:
-            self.actors, self.threads, self.actor_device = actors or cpus, 1, "cpu"
-        self.device = torch.device(self.actor_device)
-        engine = "torch half precision" if self.gpus else "ONNX Runtime"
-        self.backend = f"ray ({self.actors} actor{'s' if self.actors != 1 else ''}, {engine})"
+        self.pool = Pool.for_cluster(actors)
+        self.device = torch.device(self.pool.device)
+        self.backend = self.pool.describe()
 
     def classify(self, items: Iterable[T], path_of: Callable[[T], Path]) -> Iterator[Prediction[T]]:
-        import ray
-        import ray.data
-
         todo = list(items)
-        if not todo:
-            return
-        logging.getLogger("ray.data").setLevel(logging.ERROR)  # the CLI's stderr is for the user
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True
-        context.enable_progress_bars = False
-        rows = [{"index": i, "path": str(path_of(item))} for i, item in enumerate(todo)]
-        # Blocks of about one batch for small runs, so every actor gets work; fewer, larger ones
-        # for large runs, so per-block overhead stays small.
-        batches = math.ceil(len(rows) / self.batch_size)
-        blocks = max(1, min(batches, max(8 * self.actors, math.ceil(batches / 8))))
-        dataset = ray.data.from_items(rows, override_num_blocks=blocks)
-        results = dataset.map_batches(
-            _predictor_for(str(self.bundle.path), self.actor_device, self.threads),
-            batch_size=self.batch_size,
-            compute=ray.data.ActorPoolStrategy(size=min(self.actors, blocks)),
-            num_cpus=self.threads,
-            num_gpus=1 if self.gpus else 0,
-        )
-        try:
-            for batch in results.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
-                for j, index in enumerate(batch["index"]):
-                    item = todo[int(index)]
-                    error = str(batch["error"][j])
-                    if error:
-                        yield Prediction(item, None, error)
-                    else:
-                        features = batch["features"][j]
-                        yield Prediction(item, batch["probs"][j], features=features, fit=float(batch["fit"][j]))
-        except ray.exceptions.RayError as exc:
-            raise SorterError(
-                f"The cluster stopped the run ({type(exc).__name__}); photos placed so far are kept: "
-                "run the same command again to finish the rest."
-            ) from exc
+        for row in stream(self.bundle.path, [path_of(item) for item in todo], self.pool, self.batch_size):
+            item = todo[row["index"]]
+            if row["error"]:
+                yield Prediction(item, None, row["error"])
+            else:
+                yield Prediction(item, row["probs"], features=row["features"], fit=row["fit"])
+
+
+@dataclass
+class FeatureReport:
+    """What :func:`precompute_features` did."""
+
+    computed: int = 0
+    cached: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def precompute_features(
+    bundle_path: Path, paths: list[Path], cache: FeatureCache, pool: Pool, batch_size: int = 16
+) -> FeatureReport:
+    """Clean body features of ``paths`` with the bundle's body, computed on the cluster and put
+    in ``cache`` (keyed by content and the bundle's feature recipe), so that training on them
+    computes nothing locally: the slow part of training 250,000 photos, spread over a cluster."""
+    started = time.perf_counter()
+    recipe = load_bundle(bundle_path).feature_recipe
+    shas = [sha256_of(p) for p in paths]
+    have = cache.get_many(recipe, [(sha, CLEAN_VIEW) for sha in shas])
+    todo = [i for i, sha in enumerate(shas) if (sha, CLEAN_VIEW) not in have]
+    report = FeatureReport(cached=len(paths) - len(todo))
+    pending: dict[tuple[str, int], np.ndarray] = {}
+    for row in stream(bundle_path, [paths[i] for i in todo], pool, batch_size):
+        i = todo[row["index"]]
+        if row["error"]:
+            report.failed.append((paths[i], row["error"]))
+            continue
+        pending[(shas[i], CLEAN_VIEW)] = row["features"]
+        if len(pending) >= 1024:  # keep what is done should the run stop
+            cache.put_many(recipe, pending)
+            report.computed += len(pending)
+            pending = {}
+    cache.put_many(recipe, pending)
+    report.computed += len(pending)
+    report.seconds = time.perf_counter() - started
+    return report

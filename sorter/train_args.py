@@ -12,7 +12,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="efficientnet_lite0", help="timm architecture")
     parser.add_argument("--weights", help="local pretrained weights for the body (.safetensors or .pth)")
     parser.add_argument("--epochs", type=int, default=None, help="head epochs on cached features (default 12)")
-    parser.add_argument("--views", type=int, default=None, help="augmented views per training photo (default 3)")
+    parser.add_argument(
+        "--views", type=int, default=None, help="augmented views per training photo (default 3; 0: the clean view only)"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="one view of each photo and 8 epochs: about 3x faster, for a first try"
     )

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from sorter.core.datasets import LabelledData, Sample
 from sorter.core.fileops import sha256_of
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache, recipe_key
 from sorter.model.architecture import SorterNet, load_body_weights
-from sorter.model.bundle import BundleConfig, feature_recipe
+from sorter.model.bundle import BundleConfig, feature_recipe, save_bundle
 from sorter.model.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ class TrainSettings:
     epochs: int = 12
     """Head epochs on cached features (cheap)."""
     views: int = 3
-    """Augmented views of each training photo whose features are cached (1 = no augmentation)."""
+    """Augmented views of each training photo whose features are cached; 0: the clean view only,
+    no augmentation (what ``sorter train --cluster`` computes on a cluster)."""
     fine_tune_epochs: int = 0
     """Unfrozen epochs over the images (slow on a CPU)."""
     label_smoothing: float = 0.0
@@ -140,6 +141,15 @@ def base_config(data: LabelledData, settings: TrainSettings) -> BundleConfig:
         std=settings.std,
         threshold=0.2 if data.multi_label else 0.5,
     )
+
+
+def initial_bundle(data: LabelledData, settings: TrainSettings, path: Path) -> Path:
+    """The network training starts from (pretrained body, new head), written as a bundle so that
+    other machines can compute its body features (``sorter train --cluster``)."""
+    config = base_config(data, settings)
+    model = SorterNet(settings.architecture, len(config.classes))
+    load_body_weights(model, settings.weights)
+    return save_bundle(path, model, config, overwrite=True)
 
 
 def _num_workers() -> int:
@@ -234,6 +244,17 @@ def extract_features(
 ) -> FeatureSet:
     """Features of ``views`` augmented views of each training photo and a clean view of each
     photo in ``clean_idx``, taking what the cache has and computing only the rest."""
+    if settings.views == 0:  # the clean view of every photo, training photos included
+        both = list(dict.fromkeys([*train_idx, *clean_idx]))
+        clean_set = extract_features(
+            model, samples, [], both, config, replace(settings, views=1), device, cache, progress
+        )
+        train_rows = [clean_set.clean[i] for i in train_idx]
+        return FeatureSet(
+            train=torch.stack(train_rows).float() if train_rows else torch.zeros(0, model.num_features),
+            clean={i: clean_set.clean[i] for i in clean_idx},
+            computed=clean_set.computed,
+        )
     recipes = body_recipe(model, config, settings)
     shas = {i: sha256_of(samples[i].path) for i in {*train_idx, *clean_idx}} if cache is not None else {}
     aug_keys = [(shas.get(i, ""), v) for v in range(settings.views) for i in train_idx]
@@ -358,11 +379,12 @@ def train(
     )
     yt_one = _targets(data.samples, train_idx, config)
     xt = feature_set.train
-    yt = yt_one.repeat(settings.views, *([1] * (yt_one.dim() - 1)))
+    views = max(1, settings.views)  # 0: one clean row per photo
+    yt = yt_one.repeat(views, *([1] * (yt_one.dim() - 1)))
     if repeats:
         extra = [
             (v * len(train_idx) + row, n - 1)
-            for v in range(settings.views)
+            for v in range(views)
             for row, i in enumerate(train_idx)
             if (n := repeats.get(i, 1)) > 1
         ]

@@ -1,14 +1,17 @@
-"""`sorter sort --cluster` without a cluster: clear errors before anything is written. These run in
-the default test run and never need Ray (an address is checked before Ray is imported)."""
+"""`sorter sort --cluster` without a cluster: clear errors before anything is written, and the
+actor's work. These run in the default test run and never import Ray (an address is checked before
+Ray is imported; sorter.cluster imports it only inside functions)."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.conftest import run_sorter
+from sorter.cluster import NOT_SHARED, _Predictor
+from tests.conftest import REPO, run_sorter
 
 
 def _fails_in_one_line(result: object, *words: str) -> None:
@@ -45,11 +48,6 @@ def test_without_ray_installed_the_cluster_asks_for_the_extra(photo_folder: Path
 def test_the_cluster_actor_reports_photos_it_cannot_read_like_a_local_run(tmp_path: Path) -> None:
     """The actor's work without Ray: real photo → probabilities and features; fake → its reason;
     a path the worker cannot see → says the photos must be on shared storage."""
-    import numpy as np
-
-    from sorter.cluster import NOT_SHARED, _Predictor
-    from tests.conftest import REPO
-
     fake = tmp_path / "fake.jpg"
     fake.write_bytes(b"not a photo")
     real = REPO / "assets" / "samples" / "chelsea.jpg"

@@ -99,3 +99,28 @@ def test_a_worker_killed_mid_run_loses_nothing_and_places_nothing_twice(furnitur
     assert content_counts(out) == content_counts(src), "every photo placed exactly once"
     assert len(_placements(out)) == len(photos)
     assert not [name for name in _files(out) if " (1)" in name]
+
+
+def test_training_features_come_from_the_cluster_and_key_the_local_cache(furniture: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for cls in ("bed", "chair", "sofa"):
+        (data / cls).mkdir(parents=True)
+        for photo in sorted((furniture / cls).iterdir())[:12]:
+            (data / cls / photo.name).write_bytes(photo.read_bytes())
+    env = {**os.environ, "SORTER_DATA_DIR": str(tmp_path / "user-data")}
+    first = run_sorter(
+        "train", str(data), "--out", str(tmp_path / "a.safetensors"), "--cluster", "local", "--quick", "--json", env=env
+    )
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["training"]["views"] == 0
+    assert report["training"]["features_computed"] == 0, "every feature was computed on the cluster"
+    assert report["accuracy"] >= 0.6
+    # Training here on the clean view finds every feature the cluster made: same cache keys.
+    again = run_sorter("train", str(data), "--out", str(tmp_path / "b.safetensors"), "--views", "0", "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["training"]["features_computed"] == 0
+    refused = run_sorter(
+        "train", str(data), "--out", str(tmp_path / "c"), "--cluster", "local", "--views", "3", env=env
+    )
+    assert refused.returncode != 0 and "clean view" in refused.stderr
