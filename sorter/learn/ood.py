@@ -21,6 +21,8 @@ MARGIN = 0.02
 
 def class_means(features: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """(C, D) unit vectors: the mean direction of each class's (normalised) features."""
+    if len(labels) != len(features):
+        raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
     unit = features / np.linalg.norm(features, axis=1, keepdims=True).clip(min=1e-6)
     means = np.zeros((num_classes, features.shape[1]), dtype=np.float32)
     for c in range(num_classes):

@@ -200,7 +200,7 @@ def _statistics(
         return None, {}
     index = {c: i for i, c in enumerate(result.config.classes)}
     k = len(result.config.classes)
-    train_labels = np.array([index[data.samples[i].labels[0]] for i in train_idx] * settings.views)
+    train_labels = np.array([index[data.samples[i].labels[0]] for i in train_idx] * max(1, settings.views))
     means = class_means(result.features.train.numpy(), train_labels, k)
     xv = np.stack([result.features.clean[i].numpy() for i in valid_idx])
     yv = np.array([index[data.samples[i].labels[0]] for i in valid_idx])

@@ -13,9 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sorter.core.journal import Journal
+from sorter.model.bundle import load_bundle
 from tests.conftest import REPO, content_counts, make_photo_folder, pick_photos, run_sorter
 
 pytest.importorskip("ray")
@@ -116,6 +118,8 @@ def test_training_features_come_from_the_cluster_and_key_the_local_cache(furnitu
     assert report["training"]["views"] == 0
     assert report["training"]["features_computed"] == 0, "every feature was computed on the cluster"
     assert report["accuracy"] >= 0.6
+    anchors = load_bundle(tmp_path / "a.safetensors").ood_anchors
+    assert anchors is not None and np.allclose(anchors.norm(dim=1), 1.0, atol=1e-3), "class means for none-of-these"
     # Training here on the clean view finds every feature the cluster made: same cache keys.
     again = run_sorter("train", str(data), "--out", str(tmp_path / "b.safetensors"), "--views", "0", "--json", env=env)
     assert again.returncode == 0, again.stderr
