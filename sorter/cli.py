@@ -63,8 +63,9 @@ def _print_json(data: dict[str, Any]) -> None:
 
 def cmd_sort(args: argparse.Namespace) -> int:
     from sorter.core.classifier import Classifier
+    from sorter.core.corrections import reviewed_photos
     from sorter.core.sorting import SortEvent, SortOptions, default_output, sort_folder
-    from sorter.paths import cache_dir, resolve_model
+    from sorter.paths import cache_dir, corrections_db, resolve_model
 
     source = Path(args.source)
     output = Path(args.out) if args.out else default_output(source)
@@ -92,6 +93,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         precision=args.precision,
         other_folder=args.other_folder,
+        reviewed=reviewed_photos(corrections_db()),
     )
     progress = Progress(sys.stderr, enabled=not args.json and sys.stderr.isatty())
     plan_lines: list[str] = []

@@ -62,6 +62,15 @@ class Correction:
         return self.corrected
 
 
+def reviewed_photos(db_path: Path) -> tuple[Correction, ...]:
+    """The last word on each photo the user reviewed, for a sort's calibration; none (and no
+    store created) when the user never reviewed one."""
+    if not db_path.exists():
+        return ()
+    with CorrectionStore(db_path) as store:
+        return tuple(store.latest_per_photo())
+
+
 class CorrectionStore:
     """SQLite log plus a folder of photo copies, both in the user's data folder."""
 

@@ -20,10 +20,11 @@ import numpy as np
 from sorter.core.corrections import Correction, CorrectionStore
 from sorter.core.fileops import place
 from sorter.core.journal import STATE_DIR, Journal, Op
+from sorter.core.recalibration import recalibrate
 from sorter.core.sorting import FEATURES_NAME, Policy, policy_for
 from sorter.errors import SorterError, UsageError, describe_os_error
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
-from sorter.learn.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory, leave_one_out, score_and_fit
+from sorter.learn.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory, score_and_fit
 from sorter.model.bundle import Bundle
 from sorter.model.pipeline import group_matrix
 
@@ -103,57 +104,6 @@ class Rescoring:
     """The policy that decided, its thresholds recalibrated on the user's reviewed photos."""
     calibrated_on: int = 0
     """How many reviewed photos updated the calibration (see :func:`recalibrate`)."""
-
-
-def recalibrate(
-    bundle: Bundle,
-    policy: Policy,
-    reviewed: Sequence[Correction],
-    features: dict[tuple[str, int], np.ndarray],
-    memory: ExemplarMemory | None,
-) -> tuple[Policy, int]:
-    """The policy with thresholds from the bundle's calibration updated by the user's reviewed
-    photos (see :meth:`~sorter.learn.calibration.Calibration.updated`): corrections make the
-    user's "95 % sure" mean 95 % on *their* photos, before any retrain.
-
-    Only photos reviewed after the bundle was made count (a retrained bundle was trained on the
-    earlier ones), each scored as a new photo would be: by the bundle and the *other* reviewed
-    photos (leave one out), never by its own memory vote. ``memory`` is the bundle's memory
-    followed by the user's photos, in ``reviewed`` order, as :func:`with_user_memory` builds it.
-    """
-    table = bundle.config.calibration_table()
-    if table is None or policy.target is None:
-        return policy, 0
-    made = str(bundle.config.training.get("date", ""))
-    index = {c: i for i, c in enumerate(bundle.config.classes)}
-    base = len(bundle.memory) if bundle.memory is not None else 0
-    rows, feats, labels = [], [], []
-    row = base
-    for c in reviewed:
-        key = (c.sha256, CLEAN_VIEW)
-        if key not in features:
-            continue
-        stored = row if c.label in index else -1
-        row += c.label in index
-        if c.created <= made:
-            continue
-        rows.append(stored)
-        feats.append(features[key])
-        labels.append(index.get(c.label, -1))
-    if not rows:
-        return policy, 0
-    group = group_matrix(bundle.config)
-    probs = leave_one_out(
-        np.stack(feats),
-        bundle.state["head.weight"].float().numpy(),
-        bundle.state["head.bias"].float().numpy(),
-        memory,
-        np.array(rows),
-        group=None if group is None else group.numpy(),
-        temperature=table.temperature,
-    )
-    updated = table.updated(probs, np.array(labels))
-    return policy.recalibrated(updated), len(rows)
 
 
 def rescore(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy | None = None) -> Rescoring:

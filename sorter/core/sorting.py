@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sorter.core.classifier import Classifier, top_k
+from sorter.core.corrections import Correction
 from sorter.core.fileops import Placed, Staged, candidate_names, discard, place, stage, sweep_temporaries
 from sorter.core.images import Candidate, scan
 from sorter.core.journal import STATE_DIR, Journal
@@ -71,6 +72,8 @@ class SortOptions:
         precision: the share of sorted photos that should be right (calibrated bundles).
         other_folder: photos that fit none of the categories go to ``_other``, not ``_unsure``.
         dry_run: decide everything, write nothing.
+        reviewed: the photos the user corrected or confirmed (the corrections store's latest
+            word on each); those reviewed since the model was made update its calibration.
     """
 
     source: Path
@@ -80,6 +83,7 @@ class SortOptions:
     dry_run: bool = False
     precision: float | None = None
     other_folder: bool = False
+    reviewed: tuple[Correction, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,22 @@ def policy_for(
     return Policy(config.classes, thresholds, config.multi_label, fit, folder, target)
 
 
+def _recalibrated(classifier: Classifier, policy: Policy, reviewed: tuple[Correction, ...]) -> tuple[Policy, int]:
+    """The policy recalibrated on the reviewed photos this model was not trained on, scored from
+    the copies the corrections store keeps (a photo no longer readable is left out)."""
+    from sorter.core.recalibration import recalibrate, since_made
+
+    recent = since_made(classifier.bundle, reviewed)
+    if not recent or classifier.config.calibration is None:
+        return policy, 0
+    features = {
+        (p.item.sha256, CLEAN_VIEW): p.features
+        for p in classifier.classify(recent, lambda c: c.stored)
+        if p.features is not None
+    }
+    return recalibrate(classifier.bundle, policy, recent, features, classifier.bundle.memory, user_rows_in_memory=False)
+
+
 def _check_folders(options: SortOptions) -> tuple[Path, Path]:
     source = options.source.expanduser()
     if not source.is_dir():
@@ -294,6 +314,12 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
     if note is not None:
         summary.notes.append(note)
         log.info("%s", note)  # the CLI and the GUI show the summary's notes once, at the end
+    if options.reviewed and options.threshold is None:
+        policy, calibrated_on = _recalibrated(classifier, policy, options.reviewed)
+        if calibrated_on:
+            summary.notes.append(
+                f"confidence recalibrated on {calibrated_on} photos you reviewed since this model was made"
+            )
     started = time.perf_counter()
     journal: Journal | None = None
     if not options.dry_run:

@@ -406,9 +406,13 @@ class MainWindow(QMainWindow):
         self._remember(source, output, model, device, options)
 
         def job():  # type: ignore[no-untyped-def]
+            from dataclasses import replace
+
+            from sorter.core.corrections import reviewed_photos
             from sorter.core.sorting import sort_folder
 
-            return sort_folder(options, self.classifier(model, device))
+            reviewed = reviewed_photos(self.corrections_db)  # off the GUI thread: it reads a database
+            return sort_folder(replace(options, reviewed=reviewed), self.classifier(model, device))
 
         self.worker = GeneratorWorker(job)
         self.worker.signals.yielded.connect(self._on_event)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from sorter.cli import drive
 from sorter.core.classifier import Classifier
 from sorter.core.corrections import CorrectionStore, correct
 from sorter.core.rescore import rescore, resort
@@ -73,4 +74,17 @@ def test_corrections_update_the_calibration(furniture: Path, tmp_path: Path) -> 
         later = replace(bundle, config=bundle.config.with_training(date="9999-01-01T00:00:00+00:00"))
         assert rescore(out, later, store).calibrated_on == 0, "photos it was trained on cannot calibrate it"
         report = resort(out, bundle, store)
+        reviewed = tuple(store.latest_per_photo())
     assert report.calibrated_on == 8 and report.thresholds["chair"] == round(float(found.policy.thresholds[chair]), 2)
+
+    # The next sort with this model starts from the same recalibrated thresholds.
+    classifier = Classifier(bundle, torch.device("cpu"))
+    later = tmp_path / "later"
+    later.mkdir()
+    for photo in sorted((furniture / "chair").iterdir())[14:18]:
+        shutil.copy2(photo, later / photo.name)
+    job = sort_folder(SortOptions(later, tmp_path / "out2", reviewed=reviewed, dry_run=True), classifier)
+    notes = drive(job, lambda _: None).notes
+    assert notes == ["confidence recalibrated on 8 photos you reviewed since this model was made"]
+    fixed = SortOptions(later, tmp_path / "out3", reviewed=reviewed, threshold=0.6, dry_run=True)
+    assert drive(sort_folder(fixed, classifier), lambda _: None).notes == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -53,7 +54,10 @@ def test_insects_go_to_unsure_with_their_reason_and_furniture_is_sorted(
         (ev.labels, ev.reason) for ev in sorted_chairs
     ]
 
-    result = run_sorter("sort", str(src), "--out", str(tmp_path / "out2"), "--model", str(tiny_model.path), "--json")
+    fresh = {**os.environ, "SORTER_DATA_DIR": str(tmp_path / "data")}  # no corrections from other tests
+    result = run_sorter(
+        "sort", str(src), "--out", str(tmp_path / "out2"), "--model", str(tiny_model.path), "--json", env=fresh
+    )
     summary = json.loads(result.stdout)
     reasons = {Path(r["path"]).name: r["reason"] for r in summary["not_sorted"]}
     assert all(reasons.get(f"ant_{p.name}") == NONE_OF_THESE for p in ants)
