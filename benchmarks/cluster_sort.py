@@ -9,10 +9,13 @@ fresh output folders, copies and journal included:
   :class:`~sorter.cluster.ClusterClassifier` on a Ray started on this machine: one single-threaded
   actor per CPU, results streamed back to the same writer;
 * ``actor alone``: one actor's work (decode + classify, no Ray, no writing) on one thread: the
-  per-actor rate that a cluster multiplies by its actor count.
+  per-actor rate that a cluster multiplies by its actor count;
+* ``writer alone``: the same job replaying the local run's predictions (no decoding, no network):
+  what this process's single writer (hashing, copying, journaling, keeping features) can place
+  per second, the bound a cluster of any size meets.
 
 Ray's start-up (about ten seconds) is reported apart from the sorting rate. Run:
-``python benchmarks/cluster_sort.py [--count 2000] [--model furniture]`` after
+``python benchmarks/cluster_sort.py [--count 2000] [--model furniture] [--photos DIR]`` after
 ``pip install -e '.[cluster]'``.
 """
 
@@ -24,7 +27,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -35,19 +40,24 @@ sys.path.insert(0, str(ROOT))
 
 from sorter.cli import drive  # noqa: E402
 from sorter.cluster import ClusterClassifier, _Predictor, connect, disconnect  # noqa: E402
-from sorter.core.classifier import Classifier  # noqa: E402
+from sorter.core.classifier import Classifier, Prediction  # noqa: E402
 from sorter.core.sorting import SortOptions, sort_folder  # noqa: E402
 from sorter.model.bundle import load_bundle  # noqa: E402
 from sorter.paths import resolve_model  # noqa: E402
 
+T = TypeVar("T")
 
-def photos(count: int, root: Path) -> Path:
+
+def photos(count: int, root: Path, source: Path | None) -> Path:
     """``count`` real photos copied into one folder (a user's folder, not the dataset's tree)."""
-    found = sorted(
-        p for d in ("furniture7", "furniture7_extra", "hymenoptera") for p in (DATASETS / d / "images").rglob("*.*")
-    )
+    if source is not None:
+        found = sorted(p for p in source.rglob("*") if p.is_file())
+    else:
+        found = sorted(
+            p for d in ("furniture7", "furniture7_extra", "hymenoptera") for p in (DATASETS / d / "images").rglob("*.*")
+        )
     if len(found) < count:
-        raise SystemExit(f"only {len(found)} photos in {DATASETS}")
+        raise SystemExit(f"only {len(found)} photos there")
     step = len(found) / count
     src = root / "photos"
     src.mkdir()
@@ -55,6 +65,20 @@ def photos(count: int, root: Path) -> Path:
         p = found[int(i * step)]
         shutil.copy2(p, src / f"{i:05d}_{p.name}")
     return src
+
+
+class Replay(Classifier):
+    """The local run's predictions again, by path: the writer's work without the classifier's."""
+
+    def __init__(self, classifier: Classifier, predictions: dict[Path, Prediction[Any]]) -> None:
+        self.__dict__.update(classifier.__dict__)
+        self.predictions = predictions
+        self.backend = "replay"
+
+    def classify(self, items: Iterable[T], path_of: Callable[[T], Path]) -> Iterator[Prediction[T]]:
+        for item in items:
+            p = self.predictions[path_of(item)]
+            yield Prediction(item, p.probs, p.error, p.features, p.fit)
 
 
 def timed_sort(src: Path, out: Path, classifier: Classifier) -> tuple[float, int]:
@@ -67,6 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--model", default="furniture")
+    parser.add_argument(
+        "--photos", type=Path, help="photos to use (e.g. 12 MP ones made by ../shared/tools/make_large_photos.py)"
+    )
     args = parser.parse_args()
     bundle = load_bundle(resolve_model(args.model))
     cpus = os.cpu_count() or 1
@@ -74,12 +101,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sorter-cluster-bench-") as tmp:
         root = Path(tmp)
         os.environ["SORTER_DATA_DIR"] = str(root / "data")
-        src = photos(args.count, root)
+        src = photos(args.count, root, args.photos)
 
         local = Classifier(bundle, torch.device("cpu"))
         seconds, n = timed_sort(src, root / "local", local)
         local_rate = n / seconds
         rows.append(("local", local_rate, f"{local.backend}, {torch.get_num_threads()} threads"))
+        every = sorted(p for p in src.iterdir())
+        predictions = {p.item: p for p in local.classify(every, lambda p: p)}
+        seconds, n = timed_sort(src, root / "replay", Replay(local, predictions))
+        rows.append(("writer alone", n / seconds, "replayed predictions: hash, copy, journal, features"))
 
         started = time.perf_counter()
         connect("local")
