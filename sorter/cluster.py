@@ -29,7 +29,7 @@ import torch
 
 from sorter.core.classifier import Classifier, Prediction
 from sorter.core.fileops import sha256_of
-from sorter.errors import SorterError, UnsupportedImageError, UsageError
+from sorter.errors import SorterError, UnsupportedImageError, UsageError, describe_os_error
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.model.bundle import Bundle, load_bundle
 
@@ -129,8 +129,10 @@ class _Predictor:
                 errors.append("")
             except (UnsupportedImageError, OSError) as exc:
                 # The driver found every path: one a worker cannot see is not on shared storage.
-                seen = path.exists()
-                errors.append(exc.reason if seen and isinstance(exc, UnsupportedImageError) else NOT_SHARED)
+                if not path.exists():
+                    errors.append(NOT_SHARED)
+                else:
+                    errors.append(exc.reason if isinstance(exc, UnsupportedImageError) else describe_os_error(exc))
         n, k = len(errors), len(self.classifier.classes)
         probs = np.full((n, k), np.nan, dtype=np.float32)
         fit = np.ones(n, dtype=np.float32)

@@ -5,6 +5,7 @@ Ray is imported; sorter.cluster imports it only inside functions)."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,3 +60,9 @@ def test_the_cluster_actor_reports_photos_it_cannot_read_like_a_local_run(tmp_pa
     assert classes[int(np.argmax(out["probs"][0]))] == "Animals"
     assert np.isnan(out["probs"][1:]).all()
     assert out["features"].shape == (3, 1280) and np.abs(out["features"][0]).sum() > 0
+
+
+def test_the_test_process_never_imported_ray() -> None:
+    """Everything above (and the slow tests, which run Ray in child processes) leaves this
+    process without Ray: the default test run never imports it."""
+    assert not [m for m in sys.modules if m == "ray" or m.startswith("ray.")]
