@@ -15,7 +15,7 @@ fresh output folders, copies and journal included:
   per second, the bound a cluster of any size meets.
 
 Ray's start-up (about ten seconds) is reported apart from the sorting rate. Run:
-``python benchmarks/cluster_sort.py [--count 2000] [--model furniture] [--photos DIR]`` after
+``python benchmarks/cluster_sort.py [--count 2000] [--model furniture] [--photos DIR] [--actors 1,2,4]`` after
 ``pip install -e '.[cluster]'``.
 """
 
@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument(
         "--photos", type=Path, help="photos to use (e.g. 12 MP ones made by ../shared/tools/make_large_photos.py)"
     )
+    parser.add_argument("--actors", help="actor counts to try, e.g. 1,2,4,8 (default: one per CPU or GPU)")
     args = parser.parse_args()
     bundle = load_bundle(resolve_model(args.model))
     cpus = os.cpu_count() or 1
@@ -114,13 +115,14 @@ def main() -> None:
 
         started = time.perf_counter()
         connect("local")
-        cluster = ClusterClassifier(bundle)
         startup = time.perf_counter() - started
         try:
-            seconds, n = timed_sort(src, root / "cluster", cluster)
+            for actors in [int(a) for a in args.actors.split(",")] if args.actors else [None]:
+                cluster = ClusterClassifier(bundle, actors=actors)
+                seconds, n = timed_sort(src, root / f"cluster-{actors}", cluster)
+                rows.append(("cluster local", n / seconds, f"{cluster.backend}; Ray start {startup:.1f} s apart"))
         finally:
             disconnect()
-        rows.append(("cluster local", n / seconds, f"{cluster.backend}; Ray start {startup:.1f} s apart"))
 
         torch.set_num_threads(1)
         actor = _Predictor(str(bundle.path), "cpu", 1)

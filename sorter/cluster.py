@@ -8,8 +8,9 @@ run, so resume, undo, never-overwrite and the ``--json`` summary do not change. 
 anything ourselves: Ray restarts a killed actor and runs its batch again (what a batch computes
 has no side effects; only this process writes).
 
-Ray is an optional extra (``pip install sorter[cluster]``); nothing imports this module unless
-``--cluster`` is given, so the desktop app and the default tests never load Ray.
+Ray is an optional extra (``pip install sorter[cluster]``). This module imports it only inside
+its functions, and only the CLI's ``--cluster`` calls them, so the desktop app, a local sort and
+the default tests never load Ray (an import-linter contract and a test check it).
 """
 
 from __future__ import annotations
@@ -33,13 +34,12 @@ from sorter.errors import SorterError, UnsupportedImageError, UsageError, descri
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.model.bundle import Bundle, load_bundle
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NOT_SHARED = "cannot be read on the cluster's workers (the photos must be on storage they share)"
 
 
-def connect(address: str, *, num_cpus: int | None = None) -> Any:
+def connect(address: str, *, num_cpus: int | None = None) -> None:
     """Start (``local``) or join (``auto``, ``ray://host:port``, ``host:port``) a Ray cluster.
 
     Raises:
@@ -54,7 +54,7 @@ def connect(address: str, *, num_cpus: int | None = None) -> Any:
         raise UsageError("Sorting on a cluster needs Ray: pip install 'sorter[cluster]'.") from exc
     logging.getLogger("ray").setLevel(logging.ERROR)  # stderr is the user's; Ray's errors reach us as exceptions
     if ray.is_initialized():
-        return ray
+        return
     try:
         if address == "local":
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -70,7 +70,6 @@ def connect(address: str, *, num_cpus: int | None = None) -> Any:
     except Exception as exc:  # ray raises RuntimeError or ValueError by case
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SorterError(f"Cannot reach the Ray cluster at '{address}': {first}") from exc
-    return ray
 
 
 def disconnect() -> None:
@@ -178,9 +177,11 @@ class Pool:
 
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
+        cpus = max(1, int(resources.get("CPU", 1)))
+        # More actors than the cluster can place would wait for resources for ever.
         if gpus:
-            return cls(actors or gpus, 2, "cuda")
-        return cls(actors or max(1, int(resources.get("CPU", 1))), 1, "cpu")
+            return cls(min(actors or gpus, gpus), 2, "cuda")
+        return cls(min(actors or cpus, cpus), 1, "cpu")
 
     def describe(self) -> str:
         engine = "torch half precision" if self.device == "cuda" else "ONNX Runtime"
