@@ -41,6 +41,9 @@ def test_sort_json_then_undo(photo_folder: Path, tmp_path: Path) -> None:
     assert "broken.jpg" in result.stderr
     assert sum(report["per_label"].values()) == 21
     assert report["images_per_second"] > 0
+    # the embedded general model has no photos to measure: the note says what that means, not "retrain it"
+    (note,) = report["notes"]
+    assert "cannot tell photos that fit none of its folders" in note and "earlier version" not in note
 
     undo = sorter("undo", str(out), "--json")
     assert undo.returncode == 0, undo.stderr

@@ -309,9 +309,18 @@ class Bundle:
 
     @property
     def lacks_statistics(self) -> str | None:
-        """A note for bundles made before "none of these" and calibrated confidence existed."""
+        """A note for bundles without "none of these" and calibrated confidence: made by an earlier
+        version (a retrain adds them), or, like the embedded general model, made from a
+        pretrained network whose training photos are not at hand (they cannot be measured)."""
         if self.config.ood is not None or self.config.calibration is not None:
             return None
+        if not self.config.training.get("data"):
+            return (
+                f"the model '{self.name}' cannot tell photos that fit none of its folders, and its confidence "
+                "is not calibrated (the photos it was made from are not at hand to measure): a photo of "
+                "something else goes to the likeliest folder when the model is sure enough; a model trained "
+                "on your own categories (sorter train) sets such photos apart"
+            )
         return (
             f"the model '{self.name}' has no statistics for photos that fit none of its categories, and no "
             "calibrated confidence (it was made by an earlier version of Sorter): such photos are not set apart, "
