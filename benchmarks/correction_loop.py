@@ -2,7 +2,8 @@
 
 Simulates a user whose photos come from another source than the model's training photos:
 train a model on source A; sort the user's folder (source B) with ``sort_folder``; review the N
-least confident photos as the review dialog orders them, correcting the wrong ones (``correct``)
+first photos of the review dialog's queue (least confident and diverse first, with a spot check
+of a confident photo every ``--spot-every``), correcting the wrong ones (``correct``)
 and confirming the right ones (``confirm``); then measure, on the photos *not* reviewed:
 
 * ``before``: top-1 accuracy of the model as it sorted;
@@ -47,11 +48,10 @@ from PIL import Image
 from sorter.core.classifier import Classifier
 from sorter.core.corrections import CorrectionStore, confirm, correct
 from sorter.core.datasets import LabelledData, Sample, load_data
-from sorter.core.journal import Journal
 from sorter.core.rescore import rescore
+from sorter.core.review_queue import SPOT_EVERY, review_queue
 from sorter.core.sorting import NONE_OF_THESE, SortOptions, policy_for, sort_folder
 from sorter.model.bundle import load_bundle
-from sorter.names import UNSURE_FOLDER
 from sorter.train.engine import TrainSettings
 from sorter.train.retrain import retrain
 from sorter.train.train import fit_and_export
@@ -109,7 +109,14 @@ def coverage(sorted_as: list[str | None], truth: list[str]) -> tuple[float, floa
 
 
 def run_split(
-    name: str, ns: list[int], views: int, n_user: int, root: Path, do_retrain: bool = True, spot: float = 0.0
+    name: str,
+    ns: list[int],
+    views: int,
+    n_user: int,
+    root: Path,
+    do_retrain: bool = True,
+    spot: float = 0.0,
+    spot_every: tuple[int, ...] = (SPOT_EVERY,),
 ) -> list[tuple[object, ...]]:
     train_samples, user_samples = make_split(name, n_user)
     classes = tuple(sorted({s.labels[0] for s in train_samples}))
@@ -130,17 +137,17 @@ def run_split(
         shutil.copy2(s.path, target)
         truth_of[target.name] = s.labels[0]
     rows = []
-    for n in ns:
-        out = root / f"{name}-sorted-{n}"
-        store_path = root / f"{name}-{n}" / "corrections.sqlite"
+    for n, every in [(n, e) for n in ns for e in spot_every]:
+        out = root / f"{name}-sorted-{n}-{every}"
+        store_path = root / f"{name}-{n}-{every}" / "corrections.sqlite"
         store_path.parent.mkdir(parents=True, exist_ok=True)
         classifier = Classifier(load_bundle(trained.path), torch.device("cpu"))
         job = sort_folder(SortOptions(src, out), classifier)
         for _ in job:
             pass
-        with Journal.open(out, create=False, lock=False) as journal:
-            ops = [op for op in journal.live_ops()]
-        ops.sort(key=lambda op: (op.destination.parent.name != UNSURE_FOLDER, op.confidence, op.destination.name))
+        # the review dialog's queue, with its spot checks (one in `every`; 0: none)
+        with CorrectionStore(store_path) as store:
+            ops = [r.op for r in review_queue(rescore(out, load_bundle(trained.path), store).photos, every)]
         spots = round(n * spot)
         head = ops[: n - spots]
         tail = ops[n - spots :]
@@ -183,8 +190,8 @@ def run_split(
                 )
             )
             if not do_retrain:
-                rows.append((name, n, wrong, len(rest), before, instant, float("nan"), 0.0, 0.0, 0.0, cover))
-                print(f"[{name}] N={n}: before {before:.1%} re-score {instant:.1%} cover {cover}", flush=True)
+                rows.append((name, n, every, wrong, len(rest), before, instant, float("nan"), 0.0, 0.0, 0.0, cover))
+                print(f"[{name}] N={n} spot {_every(every)}: before {before:.1%} cover {cover}", flush=True)
                 continue
             t0 = time.perf_counter()
             result = retrain(
@@ -197,6 +204,7 @@ def run_split(
             (
                 name,
                 n,
+                every,
                 wrong,
                 len(rest),
                 before,
@@ -209,7 +217,7 @@ def run_split(
             )
         )
         print(
-            f"[{name}] N={n}: before {before:.1%} re-score {instant:.1%} retrained {after:.1%} "
+            f"[{name}] N={n} spot {_every(every)}: before {before:.1%} re-score {instant:.1%} retrained {after:.1%} "
             f"valid {result.old_valid_accuracy:.1%}->{result.new_valid_accuracy:.1%} retrain {seconds:.1f} s",
             flush=True,
         )
@@ -224,7 +232,12 @@ def main() -> None:
     parser.add_argument("--user", type=int, default=200, help="photos in the user's folder")
     parser.add_argument("--no-retrain", action="store_true", help="only the instant re-score columns")
     parser.add_argument(
-        "--spot", type=float, default=0.0, help="share of reviewed photos drawn at random (spot checks)"
+        "--spot", type=float, default=0.0, help="share of reviewed photos drawn at random (extra spot checks)"
+    )
+    parser.add_argument(
+        "--spot-every",
+        default=str(SPOT_EVERY),
+        help="queues to compare: one spot check in every K photos of the dialog's queue (0: none), e.g. 0,4",
     )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -233,23 +246,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sorter-loop-") as tmp:
         os.environ["SORTER_DATA_DIR"] = str(Path(tmp) / "data")
         for name in args.splits.split(","):
-            rows += run_split(name, ns, args.views, args.user, Path(tmp), not args.no_retrain, args.spot)
+            rows += run_split(
+                name,
+                ns,
+                args.views,
+                args.user,
+                Path(tmp),
+                not args.no_retrain,
+                args.spot,
+                tuple(int(x) for x in args.spot_every.split(",")),
+            )
     print()
     print(
-        f"{'split':<14} {'N':>3} {'wrong':>5} {'rest':>5} {'before':>7} {'re-score':>9} {'retrained':>10} "
+        f"{'split':<14} {'N':>3} {'spot':>5} {'wrong':>5} {'rest':>5} {'before':>7} {'re-score':>9} {'retrained':>10} "
         f"{'valid old':>10} {'valid new':>10} {'retrain s':>10}"
     )
-    for name, n, wrong, rest, before, instant, after, vo, vn, sec, _ in rows:
+    for name, n, every, wrong, rest, before, instant, after, vo, vn, sec, _ in rows:
         print(
-            f"{name:<14} {n:>3} {wrong:>5} {rest:>5} {before:>7.1%} {instant:>9.1%} {after:>10.1%} "
+            f"{name:<14} {n:>3} {_every(every):>5} {wrong:>5} {rest:>5} {before:>7.1%} {instant:>9.1%} {after:>10.1%} "
             f"{vo:>10.1%} {vn:>10.1%} {sec:>10.1f}"
         )
     print()
     print("At the 95 % target, photos not reviewed: share sorted into a category / precision of those")
-    print(f"{'split':<14} {'N':>3} {'as sorted':>16} {'re-scored':>16} {'recalibrated':>16}")
-    for name, n, *_, cover in rows:
+    print(f"{'split':<14} {'N':>3} {'spot':>5} {'as sorted':>16} {'re-scored':>16} {'recalibrated':>16}")
+    for name, n, every, *_, cover in rows:
         cells = " ".join(f"{c:>7.1%} / {p:>6.1%}" for c, p in cover)
-        print(f"{name:<14} {n:>3} {cells}")
+        print(f"{name:<14} {n:>3} {_every(every):>5} {cells}")
+
+
+def _every(every: object) -> str:
+    return f"1/{every}" if every else "none"
 
 
 if __name__ == "__main__":

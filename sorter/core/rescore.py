@@ -21,6 +21,7 @@ from sorter.core.corrections import Correction, CorrectionStore
 from sorter.core.fileops import place
 from sorter.core.journal import STATE_DIR, Journal, Op
 from sorter.core.recalibration import recalibrate
+from sorter.core.review_queue import review_order
 from sorter.core.sorting import FEATURES_NAME, Policy, policy_for
 from sorter.errors import SorterError, UsageError, describe_os_error
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
@@ -43,6 +44,8 @@ class Rescored:
     probs: np.ndarray = field(repr=False)
     reviewed: bool = False
     reason: str | None = None
+    spot_check: bool = False
+    """Shown among the doubtful photos to check that confident answers are right."""
 
     @property
     def changed(self) -> bool:
@@ -153,34 +156,6 @@ def rescore(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy
         )
     # out is in the order of known, the rows of feats
     return Rescoring(review_order(out, feats), missing, policy, calibrated_on)
-
-
-DIVERSE_FIRST = 60
-"""How many photos at the head of the review queue are chosen for diversity as well as doubt."""
-
-
-def review_order(scored: list[Rescored], features: np.ndarray, first: int = DIVERSE_FIRST) -> list[Rescored]:
-    """The order that teaches most per photo reviewed: least confident first, but the first
-    ``first`` photos are picked one by one for doubt *and* unlikeness to those already picked
-    (greedy k-centre on cosine distance, weighted by 1 - confidence), so thirty near-identical
-    doubtful photos do not fill the first page. ``features`` are the rows of ``scored``.
-    """
-    order = sorted(range(len(scored)), key=lambda i: (scored[i].confidence, scored[i].path.name))
-    if len(order) <= 2:
-        return [scored[i] for i in order]
-    unit = features / np.linalg.norm(features, axis=1, keepdims=True).clip(min=1e-6)
-    doubt = np.array([1.0 - r.confidence for r in scored]) + 1e-3
-    picked = [order[0]]
-    nearest = 1.0 - unit @ unit[order[0]]  # cosine distance to the closest picked photo
-    remaining = set(order[1:])
-    while remaining and len(picked) < first:
-        candidates = np.array(sorted(remaining))
-        best = int(candidates[np.argmax(doubt[candidates] * nearest[candidates])])
-        picked.append(best)
-        remaining.discard(best)
-        nearest = np.minimum(nearest, 1.0 - unit @ unit[best])
-    rest = [i for i in order if i in remaining]
-    return [scored[i] for i in (*picked, *rest)]
 
 
 def _labelled_features(

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sorter.core.sorting import NONE_OF_THESE
+from sorter.core.review_queue import SPOT_EVERY, interleave_spot_checks, queue_key
 from sorter.gui import messages
 from sorter.gui.thumbnails import ThumbnailCache
 from sorter.gui.worker import FunctionWorker
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 PATH_ROLE = Qt.ItemDataRole.UserRole
 PATHS_ROLE = Qt.ItemDataRole.UserRole + 1
 ALL_FOLDERS = "All folders"
+SPOT_CHECK_NOTE = "a spot check of a confident photo: confirm it (C) if it is right, so the confidence stays honest"
 
 
 @dataclass
@@ -63,10 +64,18 @@ class ReviewItem:
     """Why it is not in a category ("looks like none of the categories", "between chair and sofa")."""
     rank: int = 1 << 30
     """Place in the re-score's review order (doubt and diversity); unscored photos come last."""
+    spot_check: bool = False
+    """A confident photo shown among the doubtful ones, so that confirming it keeps the
+    calibration honest (see :mod:`sorter.core.review_queue`)."""
 
     @property
     def paths(self) -> list[Path]:
         return [self.path, *self.similar]
+
+    @property
+    def why(self) -> str | None:
+        """What the review says of this photo: why it is unsure, or that it is a spot check."""
+        return SPOT_CHECK_NOTE if self.spot_check and not self.reviewed else self.reason
 
 
 def group_near_duplicates(items: list[ReviewItem]) -> list[ReviewItem]:
@@ -94,10 +103,10 @@ def group_near_duplicates(items: list[ReviewItem]) -> list[ReviewItem]:
 
 def load_items(output: Path, bundle: Bundle | None = None, corrections_db: Path | None = None) -> list[ReviewItem]:
     """Sorted photos still in place, with near-duplicates grouped: photos not yet reviewed whose
-    re-scored folder changed first, then ``_unsure``, then by doubt and diversity (see
-    :func:`sorter.core.rescore.review_order`), photos of none of the categories in a group of
-    their own. With a bundle and the corrections store the photos are re-scored from their cached
-    features. Reads files: call it off the GUI thread."""
+    re-scored folder changed first, then ``_unsure``, then by doubt and diversity with a spot
+    check of a confident photo every few (see :mod:`sorter.core.review_queue`), photos of none of
+    the categories in a group of their own. With a bundle and the corrections store the photos
+    are re-scored from their cached features. Reads files: call it off the GUI thread."""
     from sorter.core.journal import Journal
 
     with Journal.open(output, create=False, lock=False) as journal:
@@ -117,22 +126,23 @@ def load_items(output: Path, bundle: Bundle | None = None, corrections_db: Path 
                 item.rank = rank
                 item.confidence = r.confidence
                 item.reviewed = r.reviewed
+                item.spot_check = r.spot_check
                 item.reason = r.reason if item.label in (UNSURE_FOLDER, OTHER_FOLDER) else None
                 if r.changed and not item.reviewed:
                     item.suggested = r.suggested
     ordered = sorted(
         seen.values(),
-        key=lambda i: (
-            i.suggested is None,
-            i.reviewed,
-            i.reason == NONE_OF_THESE,  # photos of none of the categories form their own group, after
-            i.label not in (UNSURE_FOLDER, OTHER_FOLDER),
-            i.rank,
-            i.confidence,
-            i.path.name,
+        key=lambda i: queue_key(
+            i.label,
+            suggested=i.suggested is not None,
+            reviewed=i.reviewed,
+            reason=i.reason,
+            rank=i.rank,
+            confidence=i.confidence,
+            name=i.path.name,
         ),
     )
-    return group_near_duplicates(ordered)
+    return interleave_spot_checks(group_near_duplicates(ordered))
 
 
 class ReviewDialog(QDialog):
@@ -292,12 +302,13 @@ class ReviewDialog(QDialog):
             extra = f"  (+{len(item.similar)} similar)" if item.similar else ""
             where = f"{item.label} → {item.suggested}?" if item.suggested else item.label
             mark = "✓ " if item.reviewed else ""
-            entry = QListWidgetItem(f"{item.path.name}{extra}\n{mark}{where} · {item.confidence:.0%}")
-            if item.reason:
-                entry.setStatusTip(item.reason)
+            spot = " · right?" if item.spot_check and not item.reviewed else ""
+            entry = QListWidgetItem(f"{item.path.name}{extra}\n{mark}{where} · {item.confidence:.0%}{spot}")
+            if item.why:
+                entry.setStatusTip(item.why)
             entry.setData(PATH_ROLE, str(item.path))
             entry.setData(PATHS_ROLE, [str(p) for p in item.paths])
-            entry.setToolTip("\n".join([*(str(p) for p in item.paths), *([item.reason] if item.reason else [])]))
+            entry.setToolTip("\n".join([*(str(p) for p in item.paths), *([item.why] if item.why else [])]))
             entry.setSizeHint(QSize(150, 170))
             self.grid.addItem(entry)
             self.thumbs.request(item.path)
@@ -319,7 +330,9 @@ class ReviewDialog(QDialog):
         grouped = f", {groups} groups of near-duplicates" if groups else ""
         changed = sum(len(i.paths) for i in self.items if i.suggested)
         suggested = f"; {changed} would move after your corrections (first)" if changed else ""
-        self.status.setText(f"{total} photos{grouped}{suggested}; then the least confident.")
+        spots = sum(1 for i in self.items if i.spot_check and not i.reviewed)
+        spot_text = f", with a confident one every {SPOT_EVERY}th as a spot check (C if right)" if spots else ""
+        self.status.setText(f"{total} photos{grouped}{suggested}; then the least confident{spot_text}.")
         self.loaded.emit()
 
     def _rebuild_label_buttons(self) -> None:
@@ -357,8 +370,8 @@ class ReviewDialog(QDialog):
     def _show_preview(self, *_: Any) -> None:
         path = self.current_path()
         item = next((i for i in self.items if path in i.paths), None) if path is not None else None
-        if item is not None and item.reason:
-            self.status.setText(f"{item.path.name}: {item.reason}.")
+        if item is not None and item.why:
+            self.status.setText(f"{item.path.name}: {item.why}.")
         self._refresh_preview()
 
     def _refresh_preview(self, *_: Any) -> None:

@@ -16,8 +16,12 @@ def test_review_corrects_three_photos_and_shows_heatmap(qtbot, window, photo_fol
     out = tmp_path / "sorted"
     dialog: ReviewDialog = sort_and_review(qtbot, window, photo_folder, out)
     assert sum(len(i.paths) for i in dialog.items) == 21
-    confidences = [i.confidence for i in dialog.items if i.label != UNSURE_FOLDER]
+    confidences = [i.confidence for i in dialog.items if i.label != UNSURE_FOLDER and not i.spot_check]
     assert confidences[0] == min(confidences), "the least confident first (then doubt and diversity)"
+    spots = [r for r, i in enumerate(dialog.items) if i.spot_check]
+    assert spots and spots[0] == 3, "the fourth photo is a spot check of a sorted one"
+    assert dialog.items[3].label != UNSURE_FOLDER
+    assert dialog.grid.item(3).text().endswith("right?")
     if any(i.label == UNSURE_FOLDER for i in dialog.items):
         assert dialog.items[0].label == UNSURE_FOLDER
 
