@@ -147,7 +147,8 @@ def run_split(
             pass
         # the review dialog's queue, with its spot checks (one in `every`; 0: none)
         with CorrectionStore(store_path) as store:
-            ops = [r.op for r in review_queue(rescore(out, load_bundle(trained.path), store).photos, every)]
+            found = rescore(out, load_bundle(trained.path), store, spot_every=every)
+            ops = [r.op for r in review_queue(found.photos, every)]
         spots = round(n * spot)
         head = ops[: n - spots]
         tail = ops[n - spots :]

@@ -21,7 +21,7 @@ from sorter.core.corrections import Correction, CorrectionStore
 from sorter.core.fileops import place
 from sorter.core.journal import STATE_DIR, Journal, Op
 from sorter.core.recalibration import recalibrate
-from sorter.core.review_queue import review_order
+from sorter.core.review_queue import SPOT_EVERY, review_order
 from sorter.core.sorting import FEATURES_NAME, Policy, policy_for
 from sorter.errors import SorterError, UsageError, describe_os_error
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
@@ -109,10 +109,13 @@ class Rescoring:
     """How many reviewed photos updated the calibration (see :func:`recalibrate`)."""
 
 
-def rescore(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy | None = None) -> Rescoring:
+def rescore(
+    output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy | None = None, spot_every: int = SPOT_EVERY
+) -> Rescoring:
     """Score every photo still in ``output`` again from its cached features, deciding folders
     with ``policy`` (default: the bundle's own, see :func:`~sorter.core.sorting.policy_for`),
-    recalibrated on the photos the user reviewed there (see :func:`recalibrate`).
+    recalibrated on the photos the user reviewed there (see :func:`recalibrate`), in review
+    order with one spot check in ``spot_every`` (0: none; see :func:`review_order`).
     """
     if bundle.config.multi_label:
         raise UsageError("Re-sorting is for single-label models; this model gives several labels per photo.")
@@ -155,7 +158,7 @@ def rescore(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy
             )
         )
     # out is in the order of known, the rows of feats
-    return Rescoring(review_order(out, feats), missing, policy, calibrated_on)
+    return Rescoring(review_order(out, feats, spot_every=spot_every), missing, policy, calibrated_on)
 
 
 def _labelled_features(
