@@ -428,6 +428,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             f"Wrote {result.new_path} from {result.corrections} corrections and {result.confirmations} "
             f"confirmations in {result.seconds:.0f} s; old model kept at {result.old_path}."
         )
+        if result.training_data == "replay":
+            print(
+                "The original training photos are not here: trained on the features the old model keeps of them, "
+                "and on your photos."
+            )
         print(f"Validation photos ({same}): old {result.old_valid_accuracy:.1%} -> new {result.new_valid_accuracy:.1%}")
         print(
             f"Corrected photos: old {result.old_corrected_accuracy:.1%} -> new {result.new_corrected_accuracy:.1%} "

@@ -34,6 +34,9 @@ class Sample:
     labels: tuple[str, ...]
     is_valid: bool | None = None
     """Fixed by the data (a ``valid/`` folder or an is_valid column); None lets the split decide."""
+    sha256: str | None = None
+    """The photo's content hash when known without reading it: a row of a bundle's feature
+    replay, whose photo is not at hand but whose features are (see :mod:`sorter.learn.replay`)."""
 
 
 @dataclass(frozen=True)

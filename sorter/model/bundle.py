@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from sorter.errors import ModelLoadError
@@ -27,11 +28,14 @@ from sorter.names import OTHER_FOLDER, UNSURE_FOLDER, class_names_problem
 if TYPE_CHECKING:
     from sorter.learn.calibration import Calibration
     from sorter.learn.memory import ExemplarMemory
+    from sorter.learn.replay import Replay
 
 FORMAT = "sorter-bundle"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-"""Version 2 added the optional exemplar memory; a version-1 bundle is a version-2 one without it."""
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+"""Version 2 added the optional exemplar memory, version 3 the optional feature replay; an older
+bundle is a newer one without them."""
+REPLAY_TENSORS = ("replay.features", "replay.labels", "replay.valid", "replay.sha256")
 METADATA_KEY = "sorter"
 RESIZE_METHODS = ("squish", "crop")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
@@ -74,6 +78,15 @@ class OodSettings:
 
 
 @dataclass(frozen=True)
+class ReplaySettings:
+    """How many training and validation photos the bundle keeps as features (see
+    :mod:`sorter.learn.replay`)."""
+
+    size: int
+    valid: int
+
+
+@dataclass(frozen=True)
 class BundleConfig:
     """What a bundle says about itself; see ``docs`` in README for the field list."""
 
@@ -94,6 +107,7 @@ class BundleConfig:
     ood: OodSettings | None = None
     calibration: Mapping[str, Any] | None = None
     """Temperature and per-class precision table (:class:`sorter.learn.calibration.Calibration`)."""
+    replay: ReplaySettings | None = None
 
     def calibration_table(self) -> Calibration | None:
         if self.calibration is None:
@@ -218,6 +232,18 @@ class BundleConfig:
                 anchors=str(raw_ood["anchors"]),
                 size=anchors_n,
             )
+        replay = None
+        raw_replay = data.get("replay")
+        if raw_replay is not None:
+            if not isinstance(raw_replay, dict):
+                raise bad("its feature replay settings are malformed")
+            if multi:
+                raise bad("a multi-label model cannot hold a feature replay")
+            rows = _count(raw_replay.get("size"), "the feature replay size", bad)
+            valid_rows = _count(raw_replay.get("valid"), "the feature replay's validation rows", bad)
+            if valid_rows > rows:
+                raise bad("its feature replay has more validation rows than rows")
+            replay = ReplaySettings(rows, valid_rows)
         calibration = data.get("calibration")
         if calibration is not None:
             if not isinstance(calibration, dict):
@@ -244,6 +270,7 @@ class BundleConfig:
             memory=memory,
             ood=ood,
             calibration=calibration,
+            replay=replay,
         )
 
 
@@ -297,6 +324,33 @@ class Bundle:
             settings.alpha,
             settings.beta,
         )
+
+    def read_replay(self) -> Replay | None:
+        """The training photos' features, read on demand (sorting never needs them) and checked:
+        labels the model has, finite features, flags of 0 or 1."""
+        settings = self.config.replay
+        if settings is None:
+            return None
+        from safetensors import safe_open
+
+        from sorter.learn.replay import Replay
+
+        try:
+            with safe_open(str(self.path), framework="pt") as fh:
+                raw = {k: fh.get_tensor(k) for k in REPLAY_TENSORS}
+        except Exception as exc:
+            raise ModelLoadError(self.path, f"its feature replay cannot be read ({_short(exc)})") from exc
+        features, labels, valid, sha = (raw[k] for k in REPLAY_TENSORS)
+        if not features.is_floating_point() or not torch.isfinite(features).all():
+            raise ModelLoadError(self.path, "its feature replay holds NaN, infinite or non-numeric values")
+        k = len(self.config.classes)
+        if labels.is_floating_point() or (len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= k)):
+            raise ModelLoadError(self.path, "its feature replay names classes the model does not have")
+        if valid.dtype != torch.uint8 or sha.dtype != torch.uint8 or (len(valid) and int(valid.max()) > 1):
+            raise ModelLoadError(self.path, "its feature replay's flags or hashes are malformed")
+        if int(valid.sum()) != settings.valid:
+            raise ModelLoadError(self.path, "its feature replay's validation rows do not match its settings")
+        return Replay(features.half().numpy(), labels.long().numpy(), valid.bool().numpy(), sha.numpy())
 
     @property
     def ood_anchors(self) -> torch.Tensor | None:
@@ -416,15 +470,19 @@ def load_bundle(path: Path | str) -> Bundle:
         }
     if config.ood is not None and config.ood.anchors == "means":
         memory_shapes["ood.anchors"] = (config.ood.size, net.num_features)
+    lazy_shapes: dict[str, tuple[int, ...]] = {}
+    if config.replay is not None:  # checked here, read only by a retrain (Bundle.read_replay)
+        n = config.replay.size
+        lazy_shapes = dict(zip(REPLAY_TENSORS, [(n, net.num_features), (n,), (n,), (n, 32)], strict=True))
     state: dict[str, torch.Tensor] = {}
     extras: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(path), framework="pt") as fh:
             keys = set(fh.keys())
-            missing = [k for k in (*expected, *memory_shapes) if k not in keys]
+            missing = [k for k in (*expected, *memory_shapes, *lazy_shapes) if k not in keys]
             if missing:
                 raise ModelLoadError(path, f"{len(missing)} tensors are missing (first: {missing[0]})")
-            extra = sorted(keys - set(expected) - set(memory_shapes))
+            extra = sorted(keys - set(expected) - set(memory_shapes) - set(lazy_shapes))
             if extra:
                 raise ModelLoadError(path, f"it has unexpected tensors (first: {extra[0]})")
             for key, ref in expected.items():
@@ -437,6 +495,10 @@ def load_bundle(path: Path | str) -> Bundle:
                 if shape != want:
                     raise ModelLoadError(path, f"tensor {key} has shape {shape}, expected {want}")
                 extras[key] = fh.get_tensor(key)
+            for key, want in lazy_shapes.items():
+                shape = tuple(fh.get_slice(key).get_shape())
+                if shape != want:
+                    raise ModelLoadError(path, f"tensor {key} has shape {shape}, expected {want}")
     except ModelLoadError:
         raise
     except Exception as exc:
@@ -460,11 +522,13 @@ def save_bundle(
     overwrite: bool = False,
     memory: ExemplarMemory | None = None,
     ood_anchors: torch.Tensor | None = None,
+    replay: Replay | None = None,
 ) -> Path:
     """Write atomically (temporary file, then rename); refuse to replace a file unless asked.
 
     With ``memory``, its vectors and labels are stored beside the network and ``config.memory``
-    records its strength; without, any ``config.memory`` is dropped.
+    records its strength; without, any ``config.memory`` is dropped. The same for ``replay``
+    and ``config.replay``.
     """
     from safetensors.torch import save_file
 
@@ -482,6 +546,18 @@ def save_bundle(
         config = replace(config, memory=None)
     if ood_anchors is not None:
         tensors["ood.anchors"] = ood_anchors.detach().to("cpu", torch.float16).contiguous()
+    if replay is not None and len(replay):
+        config = replace(config, replay=ReplaySettings(len(replay), int(replay.valid.sum())))
+        columns = (
+            replay.features.astype("float16"),
+            replay.labels.astype("int64"),
+            replay.valid.astype("uint8"),
+            replay.sha256.astype("uint8"),
+        )
+        for key, column in zip(REPLAY_TENSORS, columns, strict=True):
+            tensors[key] = torch.from_numpy(np.ascontiguousarray(column))
+    else:
+        config = replace(config, replay=None)
     BundleConfig.from_json(config.to_json(), path)  # never write what we would refuse to read
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".safetensors", dir=path.parent)
@@ -521,6 +597,7 @@ def describe(config: BundleConfig) -> dict[str, Any]:
         "memory": asdict(config.memory) if config.memory else None,
         "out_of_distribution": asdict(config.ood) if config.ood else None,
         "calibrated": config.calibration is not None,
+        "replay": asdict(config.replay) if config.replay else None,
         "accuracy": metrics.get("accuracy") if isinstance(metrics, Mapping) else None,
         "training": dict(config.training),
     }

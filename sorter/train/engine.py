@@ -222,13 +222,23 @@ class FeatureSet:
     """Clean (unaugmented) features by sample index, for validation and memory photos."""
     computed: int
     """Feature rows that had to be computed (the rest came from the cache)."""
+    shas: dict[int, str] = field(default_factory=dict)
+    """Content hashes by sample index, where the cache needed them."""
 
 
 def body_recipe(model: SorterNet, config: BundleConfig, settings: TrainSettings) -> dict[str, str]:
     """Cache keys: the body's own (weights and preprocessing, as sorting keys it) for clean
     features, plus the augmentation recipe and seed for augmented ones."""
-    clean = feature_recipe(config, model.body.state_dict())
-    return {"clean": clean, "augmented": recipe_key({"body": clean, "augment": AUGMENT_RECIPE, "seed": settings.seed})}
+    return recipes_for(feature_recipe(config, model.body.state_dict()), settings.seed)
+
+
+def recipes_for(clean: str, seed: int) -> dict[str, str]:
+    """:func:`body_recipe` from a body's clean feature recipe (``Bundle.feature_recipe``)."""
+    return {"clean": clean, "augmented": recipe_key({"body": clean, "augment": AUGMENT_RECIPE, "seed": seed})}
+
+
+def sample_sha(sample: Sample) -> str:
+    return sample.sha256 or sha256_of(sample.path)
 
 
 def extract_features(
@@ -254,9 +264,10 @@ def extract_features(
             train=torch.stack(train_rows).float() if train_rows else torch.zeros(0, model.num_features),
             clean={i: clean_set.clean[i] for i in clean_idx},
             computed=clean_set.computed,
+            shas=clean_set.shas,
         )
     recipes = body_recipe(model, config, settings)
-    shas = {i: sha256_of(samples[i].path) for i in {*train_idx, *clean_idx}} if cache is not None else {}
+    shas = {i: sample_sha(samples[i]) for i in {*train_idx, *clean_idx}} if cache is not None else {}
     aug_keys = [(shas.get(i, ""), v) for v in range(settings.views) for i in train_idx]
     clean_keys = [(shas.get(i, ""), CLEAN_VIEW) for i in clean_idx]
     have_aug = cache.get_many(recipes["augmented"], aug_keys) if cache is not None else {}
@@ -308,6 +319,7 @@ def extract_features(
         train=torch.stack(train_rows).float() if train_rows else torch.zeros(0, model.num_features),
         clean=clean,
         computed=len(computed_aug) + len(computed_clean),
+        shas=shas,
     )
 
 

@@ -7,6 +7,7 @@ are comparable. The old bundle is never touched: rolling back is picking it agai
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from sorter.core.datasets import LabelledData, Sample, fingerprint, load_origin,
 from sorter.core.evaluate import evaluate
 from sorter.core.rescore import score
 from sorter.errors import UsageError
-from sorter.model.bundle import load_bundle
-from sorter.train.engine import ProgressFn, TrainSettings
+from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
+from sorter.learn.replay import Replay
+from sorter.model.bundle import Bundle, load_bundle
+from sorter.train.engine import ProgressFn, TrainSettings, recipes_for
 from sorter.train.train import fit_and_export
 
 
@@ -38,6 +41,9 @@ class RetrainResult:
     new_classes: list[str]
     confirmations: int = 0
     seconds: float = 0.0
+    training_data: str = "photos"
+    """``photos``: the original training photos; ``replay``: the features the old bundle keeps
+    of them (the photos were not at hand)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,9 +59,12 @@ class RetrainResult:
                 "new": round(self.new_corrected_accuracy, 4),
             },
             "new_classes": self.new_classes,
+            "training_data": self.training_data,
         }
 
 
+REPLAY_FOLDER = "replay"
+"""Where a replay row's photo would be: never read (its features come from the bundle)."""
 USER_SHARE = 0.25
 """The share of each head epoch that the user's reviewed photos make up (by oversampling), so
 thirty of them still count beside thousands of original photos (measured: benchmarks/correction_loop.py)."""
@@ -96,12 +105,16 @@ def retrain(
     """
     old = load_bundle(model_path)
     facts = dict(old.config.training)
-    data = data or load_origin(str(facts.get("data", "")))
     seed = int(facts.get("seed", 42))
+    replay = None
+    if data is None:
+        data, replay = _original_data(old, str(facts.get("data", "")))
+    source = "photos" if replay is None else "replay"
     valid_pct = float(facts.get("valid_pct", 0.2))
     train_idx, valid_idx = split(data, valid_pct, seed)
     valid = [data.samples[i] for i in valid_idx]
-    same = fingerprint(valid) == facts.get("valid_fingerprint")
+    # the replay's validation rows are the old model's validation photos by construction
+    same = source == "replay" or fingerprint(valid) == facts.get("valid_fingerprint")
 
     reviewed = store.latest_per_photo()
     if not reviewed:
@@ -114,12 +127,19 @@ def retrain(
     extra_idx = list(range(len(data.samples), len(combined.samples)))
     times = user_repeats(len(train_idx), len(extra_idx))
 
+    scratch = None
+    if replay is not None:
+        # The replay's rows go into a private cache that the training reads as if it had computed
+        # them (one view each); only the user's photos are run through the network.
+        scratch = tempfile.TemporaryDirectory(prefix="sorter-replay-")
+        feature_cache = Path(scratch.name) / "features.sqlite"
+        _seed_cache(feature_cache, old, data, replay, seed)
     settings = settings or TrainSettings(
         architecture=old.config.architecture,
         size=old.config.input_size[0],
         resize=old.config.resize,
         epochs=int(facts.get("epochs", 12)),
-        views=int(facts.get("views", 3)),
+        views=1 if source == "replay" else int(facts.get("views", 3)),
         fine_tune_epochs=int(facts.get("fine_tune_epochs", 0)),
         seed=seed,
         device=device,
@@ -127,24 +147,29 @@ def retrain(
         std=old.config.std,
     )
     corrections = sum(1 for c in reviewed if c.kind == CORRECTION)
-    trained = fit_and_export(
-        combined,
-        out,
-        settings,
-        progress=progress,
-        split_override=(train_idx + extra_idx, valid_idx),
-        init_state=old.state,
-        valid_pct=valid_pct,
-        extra_facts={
-            "retrained_from": str(model_path),
-            "corrections": corrections,
-            "confirmations": len(reviewed) - corrections,
-            "user_repeats": times,
-        },
-        feature_cache=feature_cache,
-        repeats=dict.fromkeys(extra_idx, times),
-        memory_idx=extra_idx,
-    )
+    try:
+        trained = fit_and_export(
+            combined,
+            out,
+            settings,
+            progress=progress,
+            split_override=(train_idx + extra_idx, valid_idx),
+            init_state=old.state,
+            valid_pct=valid_pct,
+            extra_facts={
+                "retrained_from": str(model_path),
+                "corrections": corrections,
+                "confirmations": len(reviewed) - corrections,
+                "user_repeats": times,
+                "training_data": source,
+            },
+            feature_cache=feature_cache,
+            repeats=dict.fromkeys(extra_idx, times),
+            memory_idx=extra_idx,
+        )
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     new = load_bundle(trained.path)
     features = trained.result.features if trained.result is not None else None
     corrected = [s for s, c in zip(user, reviewed, strict=True) if c.kind == CORRECTION]
@@ -180,4 +205,44 @@ def retrain(
         new_classes=[c for c in classes if c not in old.config.classes],
         confirmations=len(reviewed) - corrections,
         seconds=trained.report["timings"]["total_seconds"],
+        training_data=source,
     )
+
+
+def _original_data(old: Bundle, origin: str) -> tuple[LabelledData, Replay | None]:
+    """The photos the old model was trained on, or, when they are not at hand, the features its
+    bundle keeps of them (returned too); neither: the one sentence of :func:`load_origin`."""
+    try:
+        return load_origin(origin), None
+    except UsageError:
+        replay = old.read_replay()
+        if replay is None:
+            raise
+    classes = old.config.classes
+    samples = tuple(
+        Sample(
+            Path(REPLAY_FOLDER) / replay.hex(row),
+            (classes[int(replay.labels[row])],),
+            is_valid=bool(replay.valid[row]),
+            sha256=replay.hex(row),
+        )
+        for row in range(len(replay))
+    )
+    labels = tuple(sorted({s.labels[0] for s in samples}))
+    return LabelledData(samples, labels, False, origin), replay
+
+
+def _seed_cache(path: Path, old: Bundle, data: LabelledData, replay: Replay, seed: int) -> None:
+    """Store the replay's rows (the rows of ``data``) under the keys the training will ask for:
+    training photos as their first augmented view, validation photos as their clean view."""
+    recipes = recipes_for(old.feature_recipe, seed)
+    augmented, clean = {}, {}
+    for row, sample in enumerate(data.samples):
+        key_sha = sample.sha256 or ""
+        if sample.is_valid:
+            clean[(key_sha, CLEAN_VIEW)] = replay.features[row]
+        else:
+            augmented[(key_sha, 0)] = replay.features[row]
+    with FeatureCache.open(path) as cache:
+        cache.put_many(recipes["augmented"], augmented)
+        cache.put_many(recipes["clean"], clean)

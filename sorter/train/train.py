@@ -27,8 +27,9 @@ from sorter.learn.calibration import Calibration, fit_temperature, precision_tab
 from sorter.learn.feature_cache import FeatureCache
 from sorter.learn.memory import MAX_EXEMPLARS, ExemplarMemory, score_and_fit, tune_memory
 from sorter.learn.ood import class_means, fit_threshold
+from sorter.learn.replay import Replay, cap_rows, sha_bytes
 from sorter.model.bundle import OodSettings, load_bundle, save_bundle
-from sorter.train.engine import ProgressFn, TrainResult, TrainSettings, train
+from sorter.train.engine import ProgressFn, TrainResult, TrainSettings, sample_sha, train
 from sorter.train_args import add_train_arguments
 
 
@@ -89,6 +90,7 @@ def fit_and_export(
     memory = _memory(data, result, valid_idx, memory_idx or [])
     anchors, statistics = _statistics(data, result, train_idx, valid_idx, settings, memory)
     result.config = replace(result.config, **statistics)
+    replay = _replay(data, result, train_idx, valid_idx, memory_idx or [], settings.seed)
 
     # Measure exactly what sorting will do: the bundle as written, loaded back, scored by the
     # sorting code (from the validation photos' cached features when the body did not change).
@@ -140,7 +142,9 @@ def fit_and_export(
         **(extra_facts or {}),
     }
     config = replace(result.config.with_training(**facts), threshold=threshold)
-    path = save_bundle(out, result.model, config, overwrite=overwrite, memory=memory, ood_anchors=anchors)
+    path = save_bundle(
+        out, result.model, config, overwrite=overwrite, memory=memory, ood_anchors=anchors, replay=replay
+    )
     report = {
         **evaluation.to_json(),
         "model": str(path),
@@ -181,6 +185,34 @@ def _memory(
         np.stack([result.features.clean[i].numpy() for i in valid_idx]),
         np.array([index[data.samples[i].labels[0]] for i in valid_idx]),
     )
+
+
+def _replay(
+    data: LabelledData,
+    result: TrainResult,
+    train_idx: list[int],
+    valid_idx: list[int],
+    user_idx: list[int],
+    seed: int,
+) -> Replay | None:
+    """The rows a later retrain fits on instead of the photos (see :mod:`sorter.learn.replay`):
+    the first feature view of every original training photo, the clean view of every validation
+    photo. The user's own photos are left out: the corrections store brings them back."""
+    if result.features is None or result.config.multi_label or not valid_idx:
+        return None
+    index = {c: i for i, c in enumerate(result.config.classes)}
+    user = set(user_idx)
+    train_rows = [(row, i) for row, i in enumerate(train_idx) if i not in user]
+    order = [i for _, i in train_rows] + list(valid_idx)
+    features = torch.stack(
+        [result.features.train[row] for row, _ in train_rows] + [result.features.clean[i] for i in valid_idx]
+    ).numpy()
+    labels = np.array([index[data.samples[i].labels[0]] for i in order], dtype=np.int64)
+    valid = np.array([False] * len(train_rows) + [True] * len(valid_idx))
+    shas = result.features.shas
+    sha = np.stack([sha_bytes(shas.get(i) or sample_sha(data.samples[i])) for i in order])
+    keep = cap_rows(labels, valid, seed=seed)
+    return Replay(features[keep].astype(np.float16), labels[keep], valid[keep], sha[keep])
 
 
 def _statistics(
