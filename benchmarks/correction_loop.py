@@ -12,6 +12,8 @@ and confirming the right ones (``confirm``); then measure, on the photos *not* r
 * ``retrained``: top-1 of ``sorter retrain``'s new bundle (user photos oversampled + memory);
 * ``valid old/new``: accuracy on the original validation split (what it knew);
 * ``retrain s``: seconds of the retrain, with the training features already cached.
+* with ``--replay``, a second table: the retrain from the bundle's feature replay alone (as on a
+  machine without the training photos) against the retrain with the photos.
 
 A second table shows what the folders hold at the default 95 % precision target, on the photos
 not reviewed: the share auto-sorted into a category and how many of those are right, as sorted,
@@ -117,6 +119,7 @@ def run_split(
     do_retrain: bool = True,
     spot: float = 0.0,
     spot_every: tuple[int, ...] = (SPOT_EVERY,),
+    replay: bool = False,
 ) -> list[tuple[object, ...]]:
     train_samples, user_samples = make_split(name, n_user)
     classes = tuple(sorted({s.labels[0] for s in train_samples}))
@@ -191,14 +194,30 @@ def run_split(
                 )
             )
             if not do_retrain:
-                rows.append((name, n, every, wrong, len(rest), before, instant, float("nan"), 0.0, 0.0, 0.0, cover))
+                rows.append(
+                    (name, n, every, wrong, len(rest), before, instant, float("nan"), 0.0, 0.0, 0.0, cover, None)
+                )
                 print(f"[{name}] N={n} spot {_every(every)}: before {before:.1%} cover {cover}", flush=True)
                 continue
             t0 = time.perf_counter()
             result = retrain(
-                trained.path, root / f"{name}-retrained-{n}.safetensors", store, data=data, feature_cache=cache
+                trained.path, root / f"{name}-retrained-{n}-{every}.safetensors", store, data=data, feature_cache=cache
             )
             seconds = time.perf_counter() - t0
+            from_replay = None
+            if replay:
+                # as on a user's machine: the training photos are not there (the bundle's recorded
+                # origin does not exist), so the retrain fits on the features the bundle keeps
+                t0 = time.perf_counter()
+                alone = retrain(trained.path, root / f"{name}-replay-{n}-{every}.safetensors", store)
+                assert alone.training_data == "replay"
+                replayed = Classifier(load_bundle(alone.new_path), torch.device("cpu"))
+                got = np.stack([p.probs for p in replayed.classify(rest_src, lambda p: p)])
+                from_replay = (
+                    top1(got, replayed.classes, rest_truth),
+                    alone.new_valid_accuracy,
+                    time.perf_counter() - t0,
+                )
         new = Classifier(load_bundle(result.new_path), torch.device("cpu"))
         after = top1(np.stack([p.probs for p in new.classify(rest_src, lambda p: p)]), new.classes, rest_truth)
         rows.append(
@@ -215,6 +234,7 @@ def run_split(
                 result.new_valid_accuracy,
                 seconds,
                 cover,
+                from_replay,
             )
         )
         print(
@@ -240,6 +260,11 @@ def main() -> None:
         default=str(SPOT_EVERY),
         help="queues to compare: one spot check in every K photos of the dialog's queue (0: none), e.g. 0,4",
     )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="also retrain from the bundle's feature replay alone (the training photos not at hand)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     ns = [int(x) for x in args.n.split(",")]
@@ -256,21 +281,34 @@ def main() -> None:
                 not args.no_retrain,
                 args.spot,
                 tuple(int(x) for x in args.spot_every.split(",")),
+                args.replay,
             )
     print()
     print(
         f"{'split':<14} {'N':>3} {'spot':>5} {'wrong':>5} {'rest':>5} {'before':>7} {'re-score':>9} {'retrained':>10} "
         f"{'valid old':>10} {'valid new':>10} {'retrain s':>10}"
     )
-    for name, n, every, wrong, rest, before, instant, after, vo, vn, sec, _ in rows:
+    for name, n, every, wrong, rest, before, instant, after, vo, vn, sec, _, _ in rows:
         print(
             f"{name:<14} {n:>3} {_every(every):>5} {wrong:>5} {rest:>5} {before:>7.1%} {instant:>9.1%} {after:>10.1%} "
             f"{vo:>10.1%} {vn:>10.1%} {sec:>10.1f}"
         )
+    if args.replay:
+        print()
+        print("Retrained from the feature replay alone (no training photos), against the retrain with photos:")
+        header = f"{'split':<14} {'N':>3} {'spot':>5} {'photos':>8} {'replay':>8}"
+        print(f"{header} {'valid photos/replay':>20} {'replay s':>9}")
+        for name, n, every, *_, after, _vo, vn, _sec, _cover, from_replay in rows:
+            if from_replay is not None:
+                top, valid, secs = from_replay
+                print(
+                    f"{name:<14} {n:>3} {_every(every):>5} {after:>8.1%} {top:>8.1%} "
+                    f"{vn:>13.1%}/{valid:.1%} {secs:>9.1f}"
+                )
     print()
     print("At the 95 % target, photos not reviewed: share sorted into a category / precision of those")
     print(f"{'split':<14} {'N':>3} {'spot':>5} {'as sorted':>16} {'re-scored':>16} {'recalibrated':>16}")
-    for name, n, every, *_, cover in rows:
+    for name, n, every, *_, cover, _ in rows:
         cells = " ".join(f"{c:>7.1%} / {p:>6.1%}" for c, p in cover)
         print(f"{name:<14} {n:>3} {_every(every):>5} {cells}")
 
