@@ -193,6 +193,11 @@ class TrainDialog(QDialog):
                 f"Validation accuracy: old {r['validation_accuracy']['old']:.1%} → new "
                 f"{r['validation_accuracy']['new']:.1%}. Corrected photos: old {r['corrected_accuracy']['old']:.1%} "
                 f"→ new {r['corrected_accuracy']['new']:.1%}."
+                + (
+                    " Trained on the features the model keeps of its training photos, which are not on this computer."
+                    if r.get("training_data") == "replay"
+                    else ""
+                )
             )
         else:
             report = result["report"]
