@@ -138,8 +138,9 @@ def retrain(
         architecture=old.config.architecture,
         size=old.config.input_size[0],
         resize=old.config.resize,
-        epochs=int(facts.get("epochs", 12)),
-        views=1 if source == "replay" else int(facts.get("views", 3)),
+        # the replay holds one view of each photo: as many head steps as all its views gave
+        epochs=int(facts.get("epochs", 12)) * (max(1, int(facts.get("views", 3))) if replay is not None else 1),
+        views=1 if replay is not None else int(facts.get("views", 3)),
         fine_tune_epochs=int(facts.get("fine_tune_epochs", 0)),
         seed=seed,
         device=device,
