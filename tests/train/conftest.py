@@ -35,3 +35,13 @@ def tiny_model(tiny_data: Path, test_device: str):  # type: ignore[no-untyped-de
     )
     trained.progress = progress  # type: ignore[attr-defined]
     return trained
+
+
+@pytest.fixture
+def tables(tmp_path: Path, furniture: Path) -> Path:
+    """30 real table photos: a category the tiny bed/chair/sofa model cannot know."""
+    folder = tmp_path / "new photos"
+    folder.mkdir()
+    for photo in sorted((furniture / "table").iterdir())[:30]:
+        shutil.copy2(photo, folder / photo.name)
+    return folder

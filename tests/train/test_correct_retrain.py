@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +15,6 @@ from sorter.core.sorting import SortOptions, sort_folder
 from sorter.errors import UsageError
 from sorter.train.retrain import retrain
 from tests.conftest import run_sorter, sha256
-
-
-@pytest.fixture
-def tables(tmp_path: Path, furniture: Path) -> Path:
-    """30 real table photos: a category the tiny bed/chair/sofa model cannot know."""
-    folder = tmp_path / "new photos"
-    folder.mkdir()
-    for photo in sorted((furniture / "table").iterdir())[:30]:
-        shutil.copy2(photo, folder / photo.name)
-    return folder
 
 
 def test_correct_moves_the_copy_logs_it_and_can_be_undone(tiny_model, tables: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,15 +61,6 @@ def test_training_keeps_one_feature_row_per_original_photo(tiny_model: Any, tiny
     assert all(by_sha[replay.hex(r)] == bundle.config.classes[int(replay.labels[r])] for r in range(len(replay)))
     valid_files = {sha256(Path(p)) for p in tiny_model.report["valid_files"]}
     assert {replay.hex(r) for r in np.flatnonzero(replay.valid)} == valid_files
-
-
-@pytest.fixture
-def tables(tmp_path: Path, furniture: Path) -> Path:
-    folder = tmp_path / "new photos"
-    folder.mkdir()
-    for photo in sorted((furniture / "table").iterdir())[:30]:
-        shutil.copy2(photo, folder / photo.name)
-    return folder
 
 
 def test_retrain_where_the_training_photos_are_not(tiny_model: Any, tables: Path, tmp_path: Path) -> None:
