@@ -7,7 +7,8 @@ of a confident photo every ``--spot-every``), correcting the wrong ones (``corre
 and confirming the right ones (``confirm``); then measure, on the photos *not* reviewed:
 
 * ``before``: top-1 accuracy of the model as it sorted;
-* ``re-score``: top-1 of the instant re-score (cached features + the reviewed photos as memory),
+* ``memory``: top-1 of the instant re-score with the reviewed photos as exemplar memory alone;
+* ``adapted``: the same with the head refitted to the reviewed photos too (``sorter.learn.adapt``),
   what the review dialog and ``sorter resort`` use, with no retrain;
 * ``retrained``: top-1 of ``sorter retrain``'s new bundle (user photos oversampled + memory);
 * ``valid old/new``: accuracy on the original validation split (what it knew);
@@ -171,8 +172,15 @@ def run_split(
             rest_truth = [truth_of[op.source.name] for op in rest]
             rest_src = [op.source for op in rest]
             before = top1(np.stack([p.probs for p in classifier.classify(rest_src, lambda p: p)]), classes, rest_truth)
-            found = rescore(out, bundle, store)
+            found = rescore(out, bundle, store)  # as the review does: the head adapted to the reviews
             by_sha = {r.op.sha256: r for r in found.photos}
+            memory_only = {r.op.sha256: r for r in rescore(out, bundle, store, adapt=False).photos}
+            head = found.adapted
+            adapted = (
+                f"head on {head.user_rows}, valid {head.valid_before:.1%}->{head.valid_after:.1%}"
+                if head is not None
+                else "not adapted"
+            )
             base = policy_for(bundle.config)
             folders = {"_unsure", "_other"}
             as_sorted = [None if op.destination.parent.name in folders else op.destination.parent.name for op in rest]
@@ -184,14 +192,18 @@ def run_split(
                 plain.append(bundle.config.classes[k] if ok else None)
             recal = [None if by_sha[op.sha256].suggested in folders else by_sha[op.sha256].suggested for op in rest]
             cover = (coverage(as_sorted, rest_truth), coverage(plain, rest_truth), coverage(recal, rest_truth))
-            # top-1 of the re-scored probabilities, like the other columns (thresholds aside)
-            instant = float(
-                np.mean(
-                    [
-                        bundle.config.classes[int(np.argmax(by_sha[op.sha256].probs))] == t
-                        for op, t in zip(rest, rest_truth, strict=True)
-                    ]
+            # top-1 of the re-scored probabilities, like the other columns (thresholds aside):
+            # with the memory alone, and with the adapted head too
+            instant = tuple(
+                float(
+                    np.mean(
+                        [
+                            bundle.config.classes[int(np.argmax(scored[op.sha256].probs))] == t
+                            for op, t in zip(rest, rest_truth, strict=True)
+                        ]
+                    )
                 )
+                for scored in (memory_only, by_sha)
             )
             if not do_retrain:
                 rows.append(
@@ -238,7 +250,8 @@ def run_split(
             )
         )
         print(
-            f"[{name}] N={n} spot {_every(every)}: before {before:.1%} re-score {instant:.1%} retrained {after:.1%} "
+            f"[{name}] N={n} spot {_every(every)}: before {before:.1%} memory {instant[0]:.1%} "
+            f"adapted {instant[1]:.1%} ({adapted}) retrained {after:.1%} "
             f"valid {result.old_valid_accuracy:.1%}->{result.new_valid_accuracy:.1%} retrain {seconds:.1f} s",
             flush=True,
         )
@@ -285,12 +298,14 @@ def main() -> None:
             )
     print()
     print(
-        f"{'split':<14} {'N':>3} {'spot':>5} {'wrong':>5} {'rest':>5} {'before':>7} {'re-score':>9} {'retrained':>10} "
+        f"{'split':<14} {'N':>3} {'spot':>5} {'wrong':>5} {'rest':>5} {'before':>7} {'memory':>7} {'adapted':>8} "
+        f"{'retrained':>10} "
         f"{'valid old':>10} {'valid new':>10} {'retrain s':>10}"
     )
     for name, n, every, wrong, rest, before, instant, after, vo, vn, sec, _, _ in rows:
         print(
-            f"{name:<14} {n:>3} {_every(every):>5} {wrong:>5} {rest:>5} {before:>7.1%} {instant:>9.1%} {after:>10.1%} "
+            f"{name:<14} {n:>3} {_every(every):>5} {wrong:>5} {rest:>5} {before:>7.1%} {instant[0]:>7.1%} "
+            f"{instant[1]:>8.1%} {after:>10.1%} "
             f"{vo:>10.1%} {vn:>10.1%} {sec:>10.1f}"
         )
     if args.replay:

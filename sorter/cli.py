@@ -382,6 +382,11 @@ def cmd_resort(args: argparse.Namespace) -> int:
             f"Re-sorted with {bundle.name}: moved {len(report.moved)}, unchanged {report.unchanged}, "
             f"kept {report.reviewed} reviewed photos where you put them."
         )
+        if report.adapted_on:
+            print(
+                f"The model's head was adapted to the {report.adapted_on} photos you reviewed "
+                "(sorter retrain makes it a model of its own)."
+            )
         changed = [
             f"{c} {before:.0%} -> {report.thresholds[c]:.0%}"
             for c, before in zip(policy.classes, policy.thresholds, strict=True)

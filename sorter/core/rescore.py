@@ -24,8 +24,10 @@ from sorter.core.recalibration import recalibrate
 from sorter.core.review_queue import SPOT_EVERY, review_order
 from sorter.core.sorting import FEATURES_NAME, Policy, policy_for
 from sorter.errors import SorterError, UsageError, describe_os_error
+from sorter.learn.adapt import AdaptedHead, adapt_head
 from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.learn.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory, score_and_fit
+from sorter.learn.replay import Replay
 from sorter.model.bundle import Bundle
 from sorter.model.pipeline import group_matrix
 
@@ -77,15 +79,16 @@ def score(bundle: Bundle, features: np.ndarray, memory: ExemplarMemory | None) -
 
 
 def score_with_fit(
-    bundle: Bundle, features: np.ndarray, memory: ExemplarMemory | None
+    bundle: Bundle, features: np.ndarray, memory: ExemplarMemory | None, head: AdaptedHead | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Folder probabilities and each photo's fit to any category, from cached features."""
+    """Folder probabilities and each photo's fit to any category, from cached features (with
+    ``head`` in place of the bundle's own, when adapted to the user's photos)."""
     group = group_matrix(bundle.config)
     anchors = bundle.ood_anchors
     return score_and_fit(
         features,
-        bundle.state["head.weight"].float().numpy(),
-        bundle.state["head.bias"].float().numpy(),
+        head.weight if head is not None else bundle.state["head.weight"].float().numpy(),
+        head.bias if head is not None else bundle.state["head.bias"].float().numpy(),
         group=None if group is None else group.numpy(),
         multi_label=bundle.config.multi_label,
         memory=memory,
@@ -107,15 +110,24 @@ class Rescoring:
     """The policy that decided, its thresholds recalibrated on the user's reviewed photos."""
     calibrated_on: int = 0
     """How many reviewed photos updated the calibration (see :func:`recalibrate`)."""
+    adapted: AdaptedHead | None = None
+    """The head refitted to the reviewed photos that scored them (see :mod:`sorter.learn.adapt`),
+    if the bundle has a feature replay and the refit kept its validation accuracy."""
 
 
 def rescore(
-    output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy | None = None, spot_every: int = SPOT_EVERY
+    output: Path,
+    bundle: Bundle,
+    store: CorrectionStore,
+    policy: Policy | None = None,
+    spot_every: int = SPOT_EVERY,
+    adapt: bool = True,
 ) -> Rescoring:
     """Score every photo still in ``output`` again from its cached features, deciding folders
     with ``policy`` (default: the bundle's own, see :func:`~sorter.core.sorting.policy_for`),
     recalibrated on the photos the user reviewed there (see :func:`recalibrate`), in review
-    order with one spot check in ``spot_every`` (0: none; see :func:`review_order`).
+    order with one spot check in ``spot_every`` (0: none; see :func:`review_order`). With
+    ``adapt``, the head is first refitted to the reviewed photos (:func:`adapted_head`).
     """
     if bundle.config.multi_label:
         raise UsageError("Re-sorting is for single-label models; this model gives several labels per photo.")
@@ -133,14 +145,16 @@ def rescore(
         reviewed_shas = {c.sha256 for c in labelled}
         reviewed_paths = {c.sorted_path for c in labelled}
         extra = cache.get_many(recipe, [(c.sha256, CLEAN_VIEW) for c in labelled])
-    memory = with_user_memory(bundle, _labelled_features(labelled, extra))
+    user = _labelled_features(labelled, extra)
+    memory = with_user_memory(bundle, user)
     policy, calibrated_on = recalibrate(bundle, policy, labelled, extra, memory)
+    head = adapted_head(bundle, user) if adapt else None
     known = [op for op in ops if (op.sha256, CLEAN_VIEW) in found]
     missing = len(ops) - len(known)
     if not known:
-        return Rescoring([], missing, policy, calibrated_on)
+        return Rescoring([], missing, policy, calibrated_on, head)
     feats = np.stack([found[(op.sha256, CLEAN_VIEW)] for op in known])
-    probs, fits = score_with_fit(bundle, feats, memory)
+    probs, fits = score_with_fit(bundle, feats, memory, head)
     out = []
     for op, row, fit in zip(known, probs, fits, strict=True):
         labels, reason = policy.decide(row, float(fit))
@@ -158,7 +172,41 @@ def rescore(
             )
         )
     # out is in the order of known, the rows of feats
-    return Rescoring(review_order(out, feats, spot_every=spot_every), missing, policy, calibrated_on)
+    return Rescoring(review_order(out, feats, spot_every=spot_every), missing, policy, calibrated_on, head)
+
+
+def adapted_head(bundle: Bundle, labelled: Sequence[tuple[np.ndarray, str]]) -> AdaptedHead | None:
+    """The bundle's head refitted to the user's reviewed photos (features and label) beside its
+    feature replay; None without a replay, without reviewed photos of its classes, or when the
+    refit would cost validation accuracy (see :func:`~sorter.learn.adapt.adapt_head`)."""
+    if not labelled or bundle.config.grouping is not None or bundle.config.multi_label:
+        return None
+    replay = _replay(bundle)
+    if replay is None:
+        return None
+    index = {c: i for i, c in enumerate(bundle.config.classes)}
+    features = np.stack([f for f, _ in labelled]).astype(np.float32)
+    labels = np.array([index.get(label, -1) for _, label in labelled], dtype=np.int64)
+    return adapt_head(
+        bundle.state["head.weight"].float().numpy(), bundle.state["head.bias"].float().numpy(), replay, features, labels
+    )
+
+
+_replays: dict[tuple[str, int], Replay | None] = {}
+
+
+def _replay(bundle: Bundle) -> Replay | None:
+    """The bundle's replay, read once per bundle file (the review re-scores after every write)."""
+    if bundle.config.replay is None:
+        return None
+    try:
+        key = (str(bundle.path), bundle.path.stat().st_mtime_ns)
+    except OSError:
+        return None  # the model file is gone since it was loaded: score without adapting
+    if key not in _replays:
+        _replays.clear()
+        _replays[key] = bundle.read_replay()
+    return _replays[key]
 
 
 def _labelled_features(
@@ -178,12 +226,15 @@ class ResortReport:
     thresholds: dict[str, float] = field(default_factory=dict)
     """The confidence each class needed, after recalibration on the reviewed photos."""
     calibrated_on: int = 0
+    adapted_on: int = 0
+    """How many reviewed photos the head was refitted to (0: the bundle's head decided)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "thresholds": self.thresholds,
             "calibrated_on_reviewed": self.calibrated_on,
+            "head_adapted_on_reviewed": self.adapted_on,
             "moved": [{"from": str(a), "to": str(b)} for a, b in self.moved],
             "unchanged": self.unchanged,
             "reviewed_kept": self.reviewed,
@@ -206,6 +257,7 @@ def resort(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy 
         without_features=found.missing,
         thresholds={c: round(float(t), 2) for c, t in zip(found.policy.classes, found.policy.thresholds, strict=True)},
         calibrated_on=found.calibrated_on,
+        adapted_on=found.adapted.user_rows if found.adapted is not None else 0,
     )
     todo = []
     for r in found.photos:
