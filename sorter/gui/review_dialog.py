@@ -101,14 +101,18 @@ def group_near_duplicates(items: list[ReviewItem]) -> list[ReviewItem]:
     return [rep for rep, _ in kept]
 
 
-def load_items(output: Path, bundle: Bundle | None = None, corrections_db: Path | None = None) -> list[ReviewItem]:
+def load_review(
+    output: Path, bundle: Bundle | None = None, corrections_db: Path | None = None
+) -> tuple[list[ReviewItem], int]:
     """Sorted photos still in place, with near-duplicates grouped: photos not yet reviewed whose
     re-scored folder changed first, then ``_unsure``, then by doubt and diversity with a spot
     check of a confident photo every few (see :mod:`sorter.core.review_queue`), photos of none of
     the categories in a group of their own. With a bundle and the corrections store the photos
-    are re-scored from their cached features. Reads files: call it off the GUI thread."""
+    are re-scored from their cached features, and the count of reviewed photos the model's head
+    was adapted to is returned too (0: not adapted). Reads files: call it off the GUI thread."""
     from sorter.core.journal import Journal
 
+    adapted_on = 0
     with Journal.open(output, create=False, lock=False) as journal:
         seen: dict[Path, ReviewItem] = {}
         for op in journal.live_ops():
@@ -119,8 +123,9 @@ def load_items(output: Path, bundle: Bundle | None = None, corrections_db: Path 
         from sorter.core.rescore import rescore
 
         with CorrectionStore(corrections_db) as store:
-            scored = rescore(output, bundle, store).photos
-        for rank, r in enumerate(scored):
+            found = rescore(output, bundle, store)
+        adapted_on = found.adapted.user_rows if found.adapted is not None else 0
+        for rank, r in enumerate(found.photos):
             item = seen.get(r.path)
             if item is not None:
                 item.rank = rank
@@ -142,7 +147,7 @@ def load_items(output: Path, bundle: Bundle | None = None, corrections_db: Path 
             name=i.path.name,
         ),
     )
-    return interleave_spot_checks(group_near_duplicates(ordered))
+    return interleave_spot_checks(group_near_duplicates(ordered)), adapted_on
 
 
 class ReviewDialog(QDialog):
@@ -185,6 +190,8 @@ class ReviewDialog(QDialog):
         self.preview_thumbs.ready.connect(self._on_preview)
         self.items: list[ReviewItem] = []
         self.folders: list[str] = []
+        self.adapted_on = 0
+        """Reviewed photos the head was adapted to in the last re-score (0: not adapted)."""
         self._build()
         self.reload()
 
@@ -280,13 +287,14 @@ class ReviewDialog(QDialog):
         output, db = self.output, self.corrections_db
         bundle = self.classifier.bundle if self.classifier is not None else None
 
-        def read() -> tuple[list[ReviewItem], list[str]]:
+        def read() -> tuple[list[ReviewItem], list[str], int]:
             folders = sorted(
                 p.name
                 for p in output.iterdir()
                 if p.is_dir() and not p.name.startswith(".") and p.name != UNSURE_FOLDER
             )
-            return load_items(output, bundle, db), folders
+            items, adapted_on = load_review(output, bundle, db)
+            return items, folders, adapted_on
 
         worker = FunctionWorker(read)
         worker.signals.returned.connect(self._populate)
@@ -294,8 +302,8 @@ class ReviewDialog(QDialog):
         self._workers.append(worker)
         self.pool.start(worker)
 
-    def _populate(self, result: tuple[list[ReviewItem], list[str]]) -> None:
-        self.items, self.folders = result
+    def _populate(self, result: tuple[list[ReviewItem], list[str], int]) -> None:
+        self.items, self.folders, self.adapted_on = result
         row_before = max(self.grid.currentRow(), 0)
         self.grid.clear()
         for item in self.items:
@@ -330,6 +338,8 @@ class ReviewDialog(QDialog):
         grouped = f", {groups} groups of near-duplicates" if groups else ""
         changed = sum(len(i.paths) for i in self.items if i.suggested)
         suggested = f"; {changed} would move after your corrections (first)" if changed else ""
+        if self.adapted_on:
+            suggested += f", the model adapted to your {self.adapted_on} reviewed photos"
         spots = sum(1 for i in self.items if i.spot_check and not i.reviewed)
         spot_text = f", with a confident one every {SPOT_EVERY}th as a spot check (C if right)" if spots else ""
         self.status.setText(f"{total} photos{grouped}{suggested}; then the least confident{spot_text}.")

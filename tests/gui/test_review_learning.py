@@ -40,6 +40,7 @@ def test_a_correction_suggests_the_same_folder_for_its_twin_and_resort_moves_it(
     assert twin_item.suggested == target, "the twin shows the corrected folder as its suggestion"
     assert dialog.items[0] is twin_item, "suggested moves come first"
     assert f"→ {target}?" in dialog.grid.item(0).text()
+    assert dialog.adapted_on == 0, "the general model has no feature replay: its memory alone learns"
 
     # C confirms the selected photo (one not in _unsure and not the twin)
     other = next(i for i in dialog.items if i is not twin_item and not i.reviewed and i.label != UNSURE_FOLDER)
@@ -55,3 +56,21 @@ def test_a_correction_suggests_the_same_folder_for_its_twin_and_resort_moves_it(
     assert other.path.exists(), "a confirmed photo is never moved"
     with CorrectionStore(tmp_path / "data" / "corrections.sqlite") as store:
         assert store.count(CORRECTION) == 1 and store.count(CONFIRMATION) == 1
+
+
+def test_with_a_replay_the_head_adapts_and_the_review_says_so(
+    qtbot, window, photo_folder: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    window.model_combo.setCurrentIndex(window.model_combo.findText("furniture", Qt.MatchFlag.MatchContains))
+    out = tmp_path / "sorted"
+    dialog: ReviewDialog = sort_and_review(qtbot, window, photo_folder, out)
+    assert dialog.adapted_on == 0 and "adapted" not in dialog.status.text()
+    # the user confirms a chair that is one (a mislabelling would be refused if it cost the
+    # model's validation photos more than a point: test_adapt.py)
+    photo = next(i for i in dialog.items if i.label == "chair" and "chair" in i.path.name).path
+    dialog.grid.clearSelection()
+    dialog.grid.setCurrentRow(_row_of(dialog, photo))
+    with qtbot.waitSignal(dialog.loaded, timeout=30_000):
+        qtbot.keyClick(dialog, Qt.Key.Key_C)
+    assert dialog.adapted_on == 1
+    assert "the model adapted to your 1 reviewed photos" in dialog.status.text()
