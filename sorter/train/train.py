@@ -204,15 +204,19 @@ def _replay(
     user = set(user_idx)
     train_rows = [(row, i) for row, i in enumerate(train_idx) if i not in user]
     order = [i for _, i in train_rows] + list(valid_idx)
-    features = torch.stack(
-        [result.features.train[row] for row, _ in train_rows] + [result.features.clean[i] for i in valid_idx]
-    ).numpy()
     labels = np.array([index[data.samples[i].labels[0]] for i in order], dtype=np.int64)
     valid = np.array([False] * len(train_rows) + [True] * len(valid_idx))
-    shas = result.features.shas
-    sha = np.stack([sha_bytes(shas.get(i) or sample_sha(data.samples[i])) for i in order])
-    keep = cap_rows(labels, valid, seed=seed)
-    return Replay(features[keep].astype(np.float16), labels[keep], valid[keep], sha[keep])
+    keep = [int(k) for k in cap_rows(labels, valid, seed=seed)]  # first: a capped set hashes no more
+
+    cached = result.features
+
+    def feature(k: int) -> torch.Tensor:
+        return cached.train[train_rows[k][0]] if k < len(train_rows) else cached.clean[order[k]]
+
+    shas = cached.shas
+    features = torch.stack([feature(k) for k in keep]).numpy()
+    sha = np.stack([sha_bytes(shas.get(order[k]) or sample_sha(data.samples[order[k]])) for k in keep])
+    return Replay(features.astype(np.float16), labels[keep], valid[keep], sha)
 
 
 def _statistics(
