@@ -343,8 +343,7 @@ class Bundle:
         features, labels, valid, sha = (raw[k] for k in REPLAY_TENSORS)
         if not features.is_floating_point() or not torch.isfinite(features).all():
             raise ModelLoadError(self.path, "its feature replay holds NaN, infinite or non-numeric values")
-        k = len(self.config.classes)
-        if labels.is_floating_point() or (len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= k)):
+        if not _class_indices(labels, len(self.config.classes)):
             raise ModelLoadError(self.path, "its feature replay names classes the model does not have")
         if valid.dtype != torch.uint8 or sha.dtype != torch.uint8 or (len(valid) and int(valid.max()) > 1):
             raise ModelLoadError(self.path, "its feature replay's flags or hashes are malformed")
@@ -490,15 +489,12 @@ def load_bundle(path: Path | str) -> Bundle:
                 if shape != tuple(ref.shape):
                     raise ModelLoadError(path, f"tensor {key} has shape {shape}, expected {tuple(ref.shape)}")
                 state[key] = fh.get_tensor(key).to(ref.dtype)
-            for key, want in memory_shapes.items():
+            for key, want in {**memory_shapes, **lazy_shapes}.items():
                 shape = tuple(fh.get_slice(key).get_shape())
                 if shape != want:
                     raise ModelLoadError(path, f"tensor {key} has shape {shape}, expected {want}")
-                extras[key] = fh.get_tensor(key)
-            for key, want in lazy_shapes.items():
-                shape = tuple(fh.get_slice(key).get_shape())
-                if shape != want:
-                    raise ModelLoadError(path, f"tensor {key} has shape {shape}, expected {want}")
+                if key in memory_shapes:
+                    extras[key] = fh.get_tensor(key)
     except ModelLoadError:
         raise
     except Exception as exc:
@@ -508,7 +504,7 @@ def load_bundle(path: Path | str) -> Bundle:
             raise ModelLoadError(path, f"tensor {key} holds NaN or infinite values")
     if "memory.labels" in extras:
         labels = extras["memory.labels"]
-        if labels.is_floating_point() or int(labels.min()) < 0 or int(labels.max()) >= len(config.classes):
+        if not _class_indices(labels, len(config.classes)):
             raise ModelLoadError(path, "its memory names classes the model does not have")
         extras["memory.labels"] = labels.long()
     return Bundle(path, config, state, extras)
@@ -576,6 +572,13 @@ def save_bundle(
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _class_indices(labels: torch.Tensor, num_classes: int) -> bool:
+    """Whether a label tensor holds only indices of the bundle's classes."""
+    if labels.is_floating_point():
+        return False
+    return not len(labels) or (int(labels.min()) >= 0 and int(labels.max()) < num_classes)
 
 
 def _short(exc: BaseException) -> str:
