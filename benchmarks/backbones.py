@@ -38,12 +38,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from correction_loop import make_split  # noqa: E402
 from sort_speed import large_photos  # noqa: E402
 
-from sorter.cli import drive  # noqa: E402
-from sorter.core.classifier import Classifier  # noqa: E402
-from sorter.core.datasets import LabelledData, Sample  # noqa: E402
-from sorter.core.sorting import SortOptions, sort_folder  # noqa: E402
+from sorter.jobs.events import drive  # noqa: E402
+from sorter.jobs.sorting import SortOptions, sort_folder  # noqa: E402
+from sorter.learn.datasets import LabelledData, Sample  # noqa: E402
 from sorter.model.bundle import load_bundle  # noqa: E402
-from sorter.train.engine import TrainSettings  # noqa: E402
+from sorter.model.classifier import Classifier  # noqa: E402
+from sorter.train.recipe import TrainSettings  # noqa: E402
 from sorter.train.train import fit_and_export  # noqa: E402
 
 

@@ -3,7 +3,7 @@
 The same photos (default 2,000 real ones from ``../shared/datasets``) are sorted three ways, into
 fresh output folders, copies and journal included:
 
-* ``local``: ``sort_folder`` with the local :class:`~sorter.core.classifier.Classifier` (ONNX
+* ``local``: ``sort_folder`` with the local :class:`~sorter.model.classifier.Classifier` (ONNX
   Runtime on every core, decoding in a thread pool), as ``sorter sort`` does;
 * ``cluster local``: the same job with ``--cluster local``'s
   :class:`~sorter.cluster.ClusterClassifier` on a Ray started on this machine: one single-threaded
@@ -40,11 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
 sys.path.insert(0, str(ROOT))
 
-from sorter.cli import drive  # noqa: E402
 from sorter.cluster import ClusterClassifier, _Predictor, connect, disconnect  # noqa: E402
-from sorter.core.classifier import Classifier, Prediction  # noqa: E402
-from sorter.core.sorting import SortOptions, sort_folder  # noqa: E402
+from sorter.jobs.events import drive  # noqa: E402
+from sorter.jobs.sorting import SortOptions, sort_folder  # noqa: E402
 from sorter.model.bundle import load_bundle  # noqa: E402
+from sorter.model.classifier import Classifier, Prediction  # noqa: E402
 from sorter.paths import resolve_model  # noqa: E402
 
 T = TypeVar("T")

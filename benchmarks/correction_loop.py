@@ -48,14 +48,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sorter.core.classifier import Classifier
-from sorter.core.corrections import CorrectionStore, confirm, correct
-from sorter.core.datasets import LabelledData, Sample, load_data
-from sorter.core.rescore import rescore
-from sorter.core.review_queue import SPOT_EVERY, review_queue
-from sorter.core.sorting import NONE_OF_THESE, SortOptions, policy_for, sort_folder
+from sorter.files.corrections import CorrectionStore, confirm, correct
+from sorter.files.journal import Journal
+from sorter.jobs.policy import NONE_OF_THESE, policy_for
+from sorter.jobs.rescore import rescore
+from sorter.jobs.review_queue import SPOT_EVERY, build_queue
+from sorter.jobs.sorting import SortOptions, sort_folder
+from sorter.learn.datasets import LabelledData, Sample, load_data
 from sorter.model.bundle import load_bundle
-from sorter.train.engine import TrainSettings
+from sorter.model.classifier import Classifier
+from sorter.train.recipe import TrainSettings
 from sorter.train.retrain import retrain
 from sorter.train.train import fit_and_export
 
@@ -151,8 +153,10 @@ def run_split(
             pass
         # the review dialog's queue, with its spot checks (one in `every`; 0: none)
         with CorrectionStore(store_path) as store:
-            found = rescore(out, load_bundle(trained.path), store, spot_every=every)
-            ops = [r.op for r in review_queue(found.photos, every)]
+            queue = build_queue(out, load_bundle(trained.path), store, spot_every=every)
+        with Journal.open(out, create=False, lock=False) as journal:
+            by_path = {op.destination: op for op in journal.live_ops()}
+        ops = [by_path[p] for item in queue.items for p in item.paths]
         spots = round(n * spot)
         head = ops[: n - spots]
         tail = ops[n - spots :]

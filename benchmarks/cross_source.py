@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sorter.core.classifier import Classifier
-from sorter.core.datasets import LabelledData, Sample, load_data
-from sorter.core.evaluate import evaluate
+from sorter.learn.datasets import LabelledData, Sample, load_data
+from sorter.learn.evaluate import evaluate
 from sorter.model.bundle import load_bundle
-from sorter.train.engine import TrainSettings
+from sorter.model.classifier import Classifier
+from sorter.train.recipe import TrainSettings
 from sorter.train.train import fit_and_export
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

@@ -33,11 +33,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sorter.core.classifier import Classifier  # noqa: E402
-from sorter.core.sorting import Policy, policy_for  # noqa: E402
+from sorter.jobs.policy import Policy, policy_for  # noqa: E402
 from sorter.learn.calibration import calibrate  # noqa: E402
 from sorter.learn.ood import fit_threshold  # noqa: E402
 from sorter.model.bundle import load_bundle  # noqa: E402
+from sorter.model.classifier import Classifier  # noqa: E402
 
 DATASETS = Path(os.environ.get("SORTER_DATASETS", ROOT.parent / "shared" / "datasets"))
 PRECISIONS = (0.80, 0.85, 0.90, 0.93, 0.95, 0.97, 0.98, 0.99)

@@ -37,10 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 
-from sorter.cli import drive  # noqa: E402
-from sorter.core.classifier import Classifier  # noqa: E402
-from sorter.core.images import scan  # noqa: E402
-from sorter.core.sorting import SortOptions, sort_folder  # noqa: E402
+from sorter.files.images import scan  # noqa: E402
+from sorter.jobs.events import drive  # noqa: E402
+from sorter.jobs.sorting import SortOptions, sort_folder  # noqa: E402
+from sorter.model.classifier import Classifier  # noqa: E402
 
 MODEL = ROOT / "models" / "general.safetensors"
 

@@ -22,9 +22,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sorter.core.datasets import load_data  # noqa: E402
-from sorter.core.datasets import split as split_data  # noqa: E402
-from sorter.train.engine import TrainSettings, train  # noqa: E402
+from sorter.learn.datasets import load_data  # noqa: E402
+from sorter.learn.datasets import split as split_data  # noqa: E402
+from sorter.train.engine import train  # noqa: E402
+from sorter.train.recipe import TrainSettings  # noqa: E402
 
 FURNITURE = ROOT.parent / "shared" / "datasets" / "furniture7" / "images"
 

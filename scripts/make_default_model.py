@@ -18,7 +18,8 @@ from pathlib import Path
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 
 from sorter.model.architecture import SorterNet, efficientnet_lite0_imagenet_state
-from sorter.model.bundle import BundleConfig, Grouping, save_bundle
+from sorter.model.bundle import save_bundle
+from sorter.model.config import BundleConfig, Grouping
 
 OTHER = "Tools & objects"
 

@@ -3,7 +3,7 @@
 Only the slow part moves: decoding and classifying run as a Ray Data pipeline over the list of
 photos (an actor pool that loads the bundle once per actor: ONNX Runtime on CPU actors, torch in
 half precision on GPU actors). Each photo's result streams back, in order, to this process, where
-:func:`sorter.core.sorting.sort_folder` places the copies and journals them exactly as in a local
+:func:`sorter.jobs.sorting.sort_folder` places the copies and journals them exactly as in a local
 run, so resume, undo, never-overwrite and the ``--json`` summary do not change. We do not schedule
 anything ourselves: Ray restarts a killed actor and runs its batch again (what a batch computes
 has no side effects; only this process writes).
@@ -28,11 +28,11 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from sorter.core.classifier import Classifier, Prediction
-from sorter.core.fileops import sha256_of
 from sorter.errors import SorterError, UnsupportedImageError, UsageError, describe_os_error
-from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
+from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
+from sorter.files.fileops import sha256_of
 from sorter.model.bundle import Bundle, load_bundle
+from sorter.model.classifier import Classifier, Prediction
 
 T = TypeVar("T")
 

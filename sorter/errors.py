@@ -10,17 +10,19 @@ import errno
 import os
 from pathlib import Path
 
+from sorter.usertypes import ExitCode
+
 
 class SorterError(Exception):
     """A failure the user can understand and act on; ``str()`` is the sentence to show."""
 
-    exit_code = 1
+    exit_code = ExitCode.FATAL
 
 
 class UsageError(SorterError):
     """The request itself is wrong (bad option, missing folder)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ModelLoadError(SorterError):

@@ -51,7 +51,7 @@ def furniture() -> Path:
 
 @pytest.fixture(scope="session")
 def general_classifier(test_device: str):  # type: ignore[no-untyped-def]
-    from sorter.core.classifier import Classifier
+    from sorter.model.classifier import Classifier
 
     return Classifier.load(GENERAL_MODEL, test_device, batch_size=8)
 

@@ -11,23 +11,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSize, Qt, QThreadPool, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QIcon, QPixmap
+from PySide6.QtCore import QSize, QThreadPool, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QFormLayout,
-    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QMainWindow,
-    QMenu,
     QProgressBar,
     QPushButton,
-    QSlider,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -36,84 +28,16 @@ from PySide6.QtWidgets import (
 
 from sorter import APP_NAME, __version__
 from sorter.gui import messages
+from sorter.gui.sort_form import SortForm
 from sorter.gui.thumbnails import ThumbnailCache
-from sorter.gui.widgets import FolderField
-from sorter.gui.worker import FunctionWorker, GeneratorWorker
+from sorter.gui.widgets import DropZone
+from sorter.gui.worker import FunctionWorker, GeneratorWorker, WorkerSet
 from sorter.paths import FEATURE_CACHE_NAME
 from sorter.settings import Settings
 
 if TYPE_CHECKING:
-    from sorter.core.classifier import Classifier
-    from sorter.core.sorting import SortEvent, SortOptions, SortSummary
-
-OPEN_MODEL = "Open model file…"
-
-
-class DropZone(QFrame):
-    """A large target for folders; clicking it opens a folder chooser.
-
-    Signals:
-        folders_dropped(list): folders dropped or chosen, as Paths.
-    """
-
-    folders_dropped = Signal(list)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setAcceptDrops(True)
-        self.setObjectName("dropZone")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setMinimumHeight(130)
-        self.setStyleSheet(
-            "#dropZone { border: 2px dashed palette(mid); border-radius: 10px; }"
-            '#dropZone[hover="true"] { border-color: palette(highlight); }'
-        )
-        layout = QVBoxLayout(self)
-        self.label = QLabel("Drop a folder of photos here")
-        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        font = self.label.font()
-        font.setPointSizeF(font.pointSizeF() * 1.4)
-        self.label.setFont(font)
-        self.choose = QPushButton("Choose folder…")
-        self.choose.clicked.connect(self._choose)
-        layout.addStretch()
-        layout.addWidget(self.label)
-        row = QHBoxLayout()
-        row.addStretch()
-        row.addWidget(self.choose)
-        row.addStretch()
-        layout.addLayout(row)
-        layout.addStretch()
-
-    @staticmethod
-    def folders_in(event: QDragEnterEvent | QDropEvent) -> list[Path]:
-        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
-        return [Path(u.toLocalFile()) for u in urls if u.isLocalFile() and Path(u.toLocalFile()).is_dir()]
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self.folders_in(event):
-            self.setProperty("hover", True)
-            self.style().polish(self)
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragLeaveEvent(self, event: Any) -> None:
-        self.setProperty("hover", False)
-        self.style().polish(self)
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        self.setProperty("hover", False)
-        self.style().polish(self)
-        folders = self.folders_in(event)
-        if folders:
-            event.acceptProposedAction()
-            self.folders_dropped.emit(folders)
-
-    def _choose(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a folder of photos")
-        if folder:
-            self.folders_dropped.emit([Path(folder)])
+    from sorter.jobs.events import SortEvent, SortSummary
+    from sorter.model.classifier import Classifier
 
 
 class MainWindow(QMainWindow):
@@ -157,7 +81,7 @@ class MainWindow(QMainWindow):
         self._lock = threading.Lock()
         self._started = 0.0
         self._items: dict[str, QTreeWidgetItem] = {}
-        self._loaders: list[Any] = []
+        self.workers = WorkerSet(self)
         self.thumbs = ThumbnailCache(pool, 48, self)
         self.thumbs.ready.connect(self._on_thumbnail)
         self.setWindowTitle(f"{APP_NAME} {__version__}")
@@ -172,66 +96,14 @@ class MainWindow(QMainWindow):
         self.drop_zone.folders_dropped.connect(self.enqueue)
         layout.addWidget(self.drop_zone)
 
-        form = QFormLayout()
-        source_row = QHBoxLayout()
-        self.source_edit = QLineEdit(self.settings.last_source)
-        self.source_edit.setPlaceholderText("Folder of photos")
-        self.recent_button = QPushButton("Recent")
-        self.recent_menu = QMenu(self.recent_button)
-        self.recent_button.setMenu(self.recent_menu)
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        source_row.addWidget(self.source_edit)
-        source_row.addWidget(self.recent_button)
-        form.addRow("Photos:", source_row)
-        output_field = FolderField(
-            self.settings.last_output, "Default: a folder beside it named '… (sorted)'", "Sort into which folder?"
-        )
-        self.output_edit = output_field.edit
-        form.addRow("Sorted into:", output_field)
-
-        self.mode_combo = QComboBox()
-        self.mode_combo.addItem("Copy photos (originals stay)", "copy")
-        self.mode_combo.addItem("Move photos", "move")
-        self.mode_combo.setCurrentIndex(1 if self.settings.mode == "move" else 0)
-        form.addRow("Mode:", self.mode_combo)
-
-        model_row = QHBoxLayout()
-        self.model_combo = QComboBox()
-        self.model_combo.addItem("Loading models…")
-        self.model_combo.setEnabled(False)
-        self.model_combo.activated.connect(self._model_chosen)
-        self.model_info = QLabel("")
-        self.model_info.setWordWrap(True)
-        model_row.addWidget(self.model_combo, 2)
-        model_row.addWidget(self.model_info, 3)
-        form.addRow("Model:", model_row)
-
-        self.device_combo = QComboBox()
-        self.device_combo.addItem("Auto", "auto")
-        self.device_combo.addItem("CPU", "cpu")
-        self.device_combo.addItem("GPU (CUDA)", "cuda")
-        self.device_combo.setCurrentIndex(["auto", "cpu", "cuda"].index(self.settings.device))
-        form.addRow("Device:", self.device_combo)
-
-        precision_row = QHBoxLayout()
-        self.precision_slider = QSlider(Qt.Orientation.Horizontal)
-        self.precision_slider.setRange(80, 99)
-        self.precision_slider.setValue(round(self.settings.precision * 100))
-        self.precision_slider.setToolTip(
-            "Photos go into a category only when the model is at least this often right there, as measured "
-            "on its own validation photos; the rest go to _unsure. (Models made by older versions use their "
-            "single default threshold.)"
-        )
-        self.precision_label = QLabel()
-        self.precision_slider.valueChanged.connect(self._precision_changed)
-        self._precision_changed(self.precision_slider.value())
-        precision_row.addWidget(self.precision_slider)
-        precision_row.addWidget(self.precision_label)
-        form.addRow("Sort only when:", precision_row)
-        self.other_check = QCheckBox("Put photos that fit no category in _other (not _unsure)")
-        self.other_check.setChecked(self.settings.other_folder)
-        form.addRow("", self.other_check)
-        layout.addLayout(form)
+        self.form = SortForm(self.settings)
+        layout.addWidget(self.form)
+        # the form's fields, by the names the window's code and its tests use
+        self.source_edit, self.output_edit = self.form.source_edit, self.form.output_edit
+        self.recent_menu, self.mode_combo = self.form.recent_menu, self.form.mode_combo
+        self.model_combo, self.model_info = self.form.model_combo, self.form.model_info
+        self.device_combo, self.precision_slider = self.form.device_combo, self.form.precision_slider
+        self.other_check = self.form.other_check
 
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start")
@@ -287,82 +159,30 @@ class MainWindow(QMainWindow):
         def discover() -> tuple[list[tuple[Path, str]], bool]:
             import torch
 
-            from sorter.errors import SorterError
-            from sorter.model.bundle import describe, read_config
+            from sorter.model.catalogue import catalogue
 
-            found = []
-            for folder in self.model_dirs:
-                for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
-                    try:
-                        info = describe(read_config(path))
-                    except SorterError as exc:
-                        found.append((path, f"unusable: {exc}"))
-                        continue
-                    acc = info["accuracy"]
-                    text = f"{len(info['classes'])} classes: {', '.join(info['classes'][:6])}"
-                    text += "…" if len(info["classes"]) > 6 else ""
-                    if acc is not None:
-                        text += f" — validation accuracy {acc:.0%}"
-                    found.append((path, text))
+            found = [(entry.path, entry.summary()) for entry in catalogue(self.model_dirs)]
             return found, bool(torch.cuda.is_available())
 
         worker = FunctionWorker(discover)
         worker.signals.returned.connect(self._models_loaded)
         worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
-        self._loaders.append(worker)
-        self.pool.start(worker)
+        self.workers.start(worker, self.pool)
 
     def _models_loaded(self, result: tuple[list[tuple[Path, str]], bool]) -> None:
         models, has_cuda = result
-        self.model_combo.clear()
-        for path, info in models:
-            self.model_combo.addItem(path.stem, str(path))
-            self.model_combo.setItemData(self.model_combo.count() - 1, info, Qt.ItemDataRole.ToolTipRole)
-        self.model_combo.addItem(OPEN_MODEL, None)
-        self.model_combo.setEnabled(True)
-        names = [self.model_combo.itemText(i) for i in range(self.model_combo.count())]
-        want = Path(self.settings.model).stem
-        self.model_combo.setCurrentIndex(names.index(want) if want in names else 0)
-        self._model_chosen(self.model_combo.currentIndex())
-        gpu = self.device_combo.model().item(2)  # type: ignore[attr-defined]
-        if not has_cuda:
-            gpu.setEnabled(False)
-            gpu.setToolTip("No CUDA GPU was found on this computer.")
-            if self.device_combo.currentIndex() == 2:
-                self.device_combo.setCurrentIndex(0)
+        self.form.fill_models(models, has_cuda)
         self.statusBar().showMessage("GPU (CUDA) available." if has_cuda else "No GPU found: sorting on the CPU.")
         self._models_ready = True
         self.models_ready.emit()
         if self.queue and self.worker is None:
             self.start()
 
-    def _model_chosen(self, index: int) -> None:
-        if self.model_combo.itemData(index) is None and self.model_combo.itemText(index) == OPEN_MODEL:
-            path, _ = QFileDialog.getOpenFileName(self, "Open a Sorter model", "", "Sorter models (*.safetensors)")
-            if path:
-                self.model_combo.insertItem(0, Path(path).stem, path)
-                self.model_combo.setCurrentIndex(0)
-                index = 0
-            else:
-                self.model_combo.setCurrentIndex(0)
-                index = 0
-        tip = self.model_combo.itemData(index, Qt.ItemDataRole.ToolTipRole)
-        self.model_info.setText(str(tip or ""))
-
     def model_path(self) -> Path | None:
-        data = self.model_combo.currentData()
-        return Path(data) if data else None
-
-    def _precision_changed(self, value: int) -> None:
-        self.precision_label.setText(f"at least {value}% sure")
+        return self.form.model_path()
 
     def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        for folder in self.settings.recent_folders:
-            action = self.recent_menu.addAction(folder)
-            action.triggered.connect(lambda _=False, f=folder: self.source_edit.setText(f))
-        if not self.settings.recent_folders:
-            self.recent_menu.addAction("No recent folders").setEnabled(False)
+        self.form.fill_recent()
 
     # -- sorting --------------------------------------------------------------------------------
     def enqueue(self, folders: list[Path]) -> None:
@@ -391,7 +211,7 @@ class MainWindow(QMainWindow):
             return
         source = self.queue.pop(0)
         self.source_edit.setText(str(source))
-        from sorter.core.sorting import SortOptions, default_output
+        from sorter.jobs.sorting import SortOptions, default_output
 
         output_text = self.output_edit.text().strip()
         output = Path(output_text) if output_text else default_output(source)
@@ -403,13 +223,13 @@ class MainWindow(QMainWindow):
             other_folder=self.other_check.isChecked(),
         )
         device = str(self.device_combo.currentData())
-        self._remember(source, output, model, device, options)
+        self.form.remember(source, model, device, options)
 
         def job():  # type: ignore[no-untyped-def]
             from dataclasses import replace
 
-            from sorter.core.corrections import reviewed_photos
-            from sorter.core.sorting import sort_folder
+            from sorter.files.corrections import reviewed_photos
+            from sorter.jobs.sorting import sort_folder
 
             reviewed = reviewed_photos(self.corrections_db)  # off the GUI thread: it reads a database
             return sort_folder(replace(options, reviewed=reviewed), self.classifier(model, device))
@@ -434,7 +254,7 @@ class MainWindow(QMainWindow):
 
     def classifier(self, model: Path, device: str) -> Classifier:
         """Load once per model and device (called on the worker thread)."""
-        from sorter.core.classifier import Classifier
+        from sorter.model.classifier import Classifier
 
         key = (str(model), device)
         with self._lock:
@@ -504,15 +324,6 @@ class MainWindow(QMainWindow):
         if self.queue:
             self.start()
 
-    def _remember(self, source: Path, output: Path, model: Path, device: str, options: SortOptions) -> None:
-        s = self.settings
-        s.last_source, s.last_output, s.model = str(source), self.output_edit.text().strip(), model.stem
-        s.precision = options.precision if options.precision is not None else s.precision
-        s.other_folder = options.other_folder
-        s.device = "cuda" if device == "cuda" else "cpu" if device == "cpu" else "auto"
-        s.mode = "move" if self.mode_combo.currentData() == "move" else "copy"
-        s.recent_folders = [str(source), *[f for f in s.recent_folders if f != str(source)]][:10]
-
     # -- after a run ------------------------------------------------------------------------------
     def open_output(self) -> None:
         if self.last_summary is not None:
@@ -530,7 +341,7 @@ class MainWindow(QMainWindow):
         self.review_dialog = dialog
 
     def open_train_dialog(self) -> None:
-        from sorter.core.corrections import CorrectionStore
+        from sorter.files.corrections import CorrectionStore
         from sorter.gui.train_dialog import TrainDialog
 
         try:
@@ -548,31 +359,21 @@ class MainWindow(QMainWindow):
             self,
             feature_cache=self.feature_cache,
         )
-        dialog.model_accepted.connect(self.use_model)
+        dialog.model_accepted.connect(self.form.use_model)
         dialog.show()
         self.train_dialog = dialog
-
-    def use_model(self, path: Path) -> None:
-        """Add a (new) bundle to the picker and select it; the old one stays listed."""
-        index = self.model_combo.findData(str(path))
-        if index < 0:
-            self.model_combo.insertItem(0, path.stem, str(path))
-            index = 0
-        self.model_combo.setCurrentIndex(index)
-        self.model_info.setText(f"New model: {path.name}")
 
     def undo(self) -> None:
         if self.last_summary is None:
             return
-        from sorter.core.undo import undo_last_run
+        from sorter.files.undo import undo_last_run
 
         output = self.last_summary.output
         worker = FunctionWorker(lambda: undo_last_run(output))
         worker.signals.returned.connect(self._undone)
         worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
-        self._loaders.append(worker)
         self.undo_button.setEnabled(False)
-        self.pool.start(worker)
+        self.workers.start(worker, self.pool)
 
     def _undone(self, report: Any) -> None:
         kept = f"; kept {len(report.kept)} changed copies" if report.kept else ""

@@ -5,20 +5,20 @@ run on a single-thread pool so two moves never race for one file name; ``C`` (or
 a photo's folder, and *Rest of page is right* confirms every unreviewed photo in view. After each
 write the run is re-scored from the features kept at sort time, with the reviewed photos as
 memory: photos whose suggested folder changed show it and come first, and *Re-sort the rest*
-moves them (one journaled, undoable run). The preview can overlay a Grad-CAM heat map.
+moves them (one journaled, undoable run). The preview can overlay a Grad-CAM heat map
+(:mod:`sorter.gui.preview`); the queue itself, with no Qt in it, is
+:func:`sorter.jobs.review_queue.build_queue`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QIcon, QImage, QKeyEvent, QPixmap
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDialog,
     QGridLayout,
@@ -33,121 +33,37 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sorter.core.review_queue import SPOT_EVERY, interleave_spot_checks, queue_key
+from sorter.files.corrections import CorrectionStore
 from sorter.gui import messages
+from sorter.gui.actions import ActionRegistry, ActionSpec
+from sorter.gui.preview import PreviewPane
 from sorter.gui.thumbnails import ThumbnailCache
-from sorter.gui.worker import FunctionWorker
+from sorter.gui.worker import FunctionWorker, WorkerSet
+from sorter.jobs.review_queue import SPOT_EVERY, QueueItem, build_queue
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
 
 if TYPE_CHECKING:
-    from sorter.core.classifier import Classifier
-    from sorter.model.bundle import Bundle
+    from sorter.model.classifier import Classifier
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 PATHS_ROLE = Qt.ItemDataRole.UserRole + 1
 ALL_FOLDERS = "All folders"
-SPOT_CHECK_NOTE = "a spot check of a confident photo: confirm it (C) if it is right, so the confidence stays honest"
-
-
-@dataclass
-class ReviewItem:
-    path: Path
-    label: str
-    confidence: float
-    similar: list[Path] = field(default_factory=list)
-    """Near-duplicates of this photo in the same folder, shown and corrected as one group."""
-    suggested: str | None = None
-    """The folder the re-score now suggests, when it differs from where the photo lies."""
-    reviewed: bool = False
-    """Corrected or confirmed by the user."""
-    reason: str | None = None
-    """Why it is not in a category ("looks like none of the categories", "between chair and sofa")."""
-    rank: int = 1 << 30
-    """Place in the re-score's review order (doubt and diversity); unscored photos come last."""
-    spot_check: bool = False
-    """A confident photo shown among the doubtful ones, so that confirming it keeps the
-    calibration honest (see :mod:`sorter.core.review_queue`)."""
-
-    @property
-    def paths(self) -> list[Path]:
-        return [self.path, *self.similar]
-
-    @property
-    def why(self) -> str | None:
-        """What the review says of this photo: why it is unsure, or that it is a spot check."""
-        return SPOT_CHECK_NOTE if self.spot_check and not self.reviewed else self.reason
-
-
-def group_near_duplicates(items: list[ReviewItem]) -> list[ReviewItem]:
-    """Fold near-duplicates (dHash within a few bits, same folder) into their least confident one."""
-    from sorter.core.datasets import NEAR_DUPLICATE_BITS, dhash
-
-    kept: list[tuple[ReviewItem, int | None]] = []
-    for item in items:  # already least confident first: the first of a group represents it
-        h = dhash(item.path)
-        for rep, rh in kept:
-            if (
-                h is not None
-                and rh is not None
-                and rep.label == item.label
-                and rep.reviewed == item.reviewed
-                and 8 <= h.bit_count() <= 56
-                and (h ^ rh).bit_count() <= NEAR_DUPLICATE_BITS
-            ):
-                rep.similar.append(item.path)
-                break
-        else:
-            kept.append((item, h))
-    return [rep for rep, _ in kept]
-
-
-def load_review(
-    output: Path, bundle: Bundle | None = None, corrections_db: Path | None = None
-) -> tuple[list[ReviewItem], int]:
-    """Sorted photos still in place, with near-duplicates grouped: photos not yet reviewed whose
-    re-scored folder changed first, then ``_unsure``, then by doubt and diversity with a spot
-    check of a confident photo every few (see :mod:`sorter.core.review_queue`), photos of none of
-    the categories in a group of their own. With a bundle and the corrections store the photos
-    are re-scored from their cached features, and the count of reviewed photos the model's head
-    was adapted to is returned too (0: not adapted). Reads files: call it off the GUI thread."""
-    from sorter.core.journal import Journal
-
-    adapted_on = 0
-    with Journal.open(output, create=False, lock=False) as journal:
-        seen: dict[Path, ReviewItem] = {}
-        for op in journal.live_ops():
-            if op.destination.exists():
-                seen[op.destination] = ReviewItem(op.destination, op.destination.parent.name, op.confidence)
-    if bundle is not None and corrections_db is not None and not bundle.config.multi_label:
-        from sorter.core.corrections import CorrectionStore
-        from sorter.core.rescore import rescore
-
-        with CorrectionStore(corrections_db) as store:
-            found = rescore(output, bundle, store)
-        adapted_on = found.adapted.user_rows if found.adapted is not None else 0
-        for rank, r in enumerate(found.photos):
-            item = seen.get(r.path)
-            if item is not None:
-                item.rank = rank
-                item.confidence = r.confidence
-                item.reviewed = r.reviewed
-                item.spot_check = r.spot_check
-                item.reason = r.reason if item.label in (UNSURE_FOLDER, OTHER_FOLDER) else None
-                if r.changed and not item.reviewed:
-                    item.suggested = r.suggested
-    ordered = sorted(
-        seen.values(),
-        key=lambda i: queue_key(
-            i.label,
-            suggested=i.suggested is not None,
-            reviewed=i.reviewed,
-            reason=i.reason,
-            rank=i.rank,
-            confidence=i.confidence,
-            name=i.path.name,
-        ),
-    )
-    return interleave_spot_checks(group_near_duplicates(ordered)), adapted_on
+LABEL_KEYS = 9
+"""Number keys 1-9 move the selection to the first nine categories."""
+CONFIRM = ActionSpec(
+    "confirm", "Right", ("C",), "The selected photos are in the right folder: remember that for retraining"
+)
+CONFIRM_PAGE = ActionSpec(
+    "confirm_page", "Rest of page is right", (), "Confirm every photo in view that you have not reviewed"
+)
+RESORT = ActionSpec(
+    "resort",
+    "Re-sort the rest",
+    (),
+    "Move the photos you have not reviewed to the folders suggested after your corrections (undoable)",
+)
+UNDO = ActionSpec("undo", "Undo last correction")
+MOVE_TO = [ActionSpec(f"move_to_{n}", f"Move to category {n}", (str(n),)) for n in range(1, LABEL_KEYS + 1)]
 
 
 class ReviewDialog(QDialog):
@@ -183,12 +99,17 @@ class ReviewDialog(QDialog):
         self.classifier = classifier
         self.write_pool = QThreadPool(self)
         self.write_pool.setMaxThreadCount(1)  # one writer: two moves never race for a name
-        self._workers: list[FunctionWorker] = []
+        self.workers = WorkerSet(self)
         self.thumbs = ThumbnailCache(pool, 128, self)
         self.thumbs.ready.connect(self._on_thumbnail)
-        self.preview_thumbs = ThumbnailCache(pool, 480, self)
-        self.preview_thumbs.ready.connect(self._on_preview)
-        self.items: list[ReviewItem] = []
+        self.registry = ActionRegistry(self)
+        self.registry.add(CONFIRM, self.confirm_selected)
+        self.registry.add(CONFIRM_PAGE, self.confirm_page)
+        self.registry.add(RESORT, self.resort_rest)
+        self.registry.add(UNDO, self.undo_last)
+        for n, spec in enumerate(MOVE_TO):
+            self.registry.add(spec, functools.partial(self._move_to_nth, n))
+        self.items: list[QueueItem] = []
         self.folders: list[str] = []
         self.adapted_on = 0
         """Reviewed photos the head was adapted to in the last re-score (0: not adapted)."""
@@ -203,15 +124,13 @@ class ReviewDialog(QDialog):
         top.addWidget(QLabel("Show:"))
         top.addWidget(self.filter_combo)
         top.addStretch()
-        self.resort_button = QPushButton("Re-sort the rest")
-        self.resort_button.setToolTip(
-            "Move the photos you have not reviewed to the folders suggested after your corrections (undoable)"
-        )
+        self.resort_button = QPushButton(RESORT.text)
+        self.registry.bind(self.resort_button, RESORT.name)
         self.resort_button.setEnabled(self.classifier is not None)
-        self.resort_button.clicked.connect(self.resort_rest)
+        self.registry[RESORT.name].setEnabled(self.classifier is not None)
         top.addWidget(self.resort_button)
-        self.undo_button = QPushButton("Undo last correction")
-        self.undo_button.clicked.connect(self.undo_last)
+        self.undo_button = QPushButton(UNDO.text)
+        self.registry.bind(self.undo_button, UNDO.name)
         top.addWidget(self.undo_button)
         layout.addLayout(top)
 
@@ -228,24 +147,12 @@ class ReviewDialog(QDialog):
 
         side = QWidget()
         side_layout = QVBoxLayout(side)
-        self.preview = QLabel("Select a photo")
-        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumSize(300, 300)
-        side_layout.addWidget(self.preview, 1)
-        heat_row = QHBoxLayout()
-        self.heat_check = QCheckBox("Show where the model looked")
-        self.heat_check.setEnabled(self.classifier is not None)
-        if self.classifier is None:
-            self.heat_check.setToolTip("Sort with a model in this session to see heat maps.")
-        self.heat_check.toggled.connect(self._refresh_preview)
-        self.heat_class = QComboBox()
-        self.heat_class.addItem("predicted class", None)
-        for c in self.classifier.classes if self.classifier else ():
-            self.heat_class.addItem(c, c)
-        self.heat_class.currentIndexChanged.connect(self._refresh_preview)
-        heat_row.addWidget(self.heat_check)
-        heat_row.addWidget(self.heat_class)
-        side_layout.addLayout(heat_row)
+        self.preview_pane = PreviewPane(self.pool, self.classifier)
+        self.preview_pane.said.connect(self._say)
+        self.preview_pane.heatmap_shown.connect(self.heatmap_shown)
+        self.preview = self.preview_pane.image
+        self.heat_check = self.preview_pane.heat_check
+        side_layout.addWidget(self.preview_pane, 1)
         self.label_buttons = QGridLayout()
         side_layout.addWidget(QLabel("Move the selected photos to (or press its number):"))
         side_layout.addLayout(self.label_buttons)
@@ -259,12 +166,10 @@ class ReviewDialog(QDialog):
         move_row.addWidget(self.move_button)
         side_layout.addLayout(move_row)
         confirm_row = QHBoxLayout()
-        self.confirm_button = QPushButton("Right (C)")
-        self.confirm_button.setToolTip("The selected photos are in the right folder: remember that for retraining")
-        self.confirm_button.clicked.connect(self.confirm_selected)
-        self.confirm_page_button = QPushButton("Rest of page is right")
-        self.confirm_page_button.setToolTip("Confirm every photo in view that you have not reviewed")
-        self.confirm_page_button.clicked.connect(self.confirm_page)
+        self.confirm_button = QPushButton(f"{CONFIRM.text} (C)")
+        self.registry.bind(self.confirm_button, CONFIRM.name)
+        self.confirm_page_button = QPushButton(CONFIRM_PAGE.text)
+        self.registry.bind(self.confirm_page_button, CONFIRM_PAGE.name)
         confirm_row.addWidget(self.confirm_button)
         confirm_row.addWidget(self.confirm_page_button)
         side_layout.addLayout(confirm_row)
@@ -287,22 +192,25 @@ class ReviewDialog(QDialog):
         output, db = self.output, self.corrections_db
         bundle = self.classifier.bundle if self.classifier is not None else None
 
-        def read() -> tuple[list[ReviewItem], list[str], int]:
+        def read() -> tuple[list[QueueItem], list[str], int]:
             folders = sorted(
                 p.name
                 for p in output.iterdir()
                 if p.is_dir() and not p.name.startswith(".") and p.name != UNSURE_FOLDER
             )
-            items, adapted_on = load_review(output, bundle, db)
-            return items, folders, adapted_on
+            if bundle is None:
+                queue = build_queue(output)
+            else:
+                with CorrectionStore(db) as store:
+                    queue = build_queue(output, bundle, store)
+            return queue.items, folders, queue.adapted_on
 
         worker = FunctionWorker(read)
         worker.signals.returned.connect(self._populate)
         worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
-        self._workers.append(worker)
-        self.pool.start(worker)
+        self.workers.start(worker, self.pool)
 
-    def _populate(self, result: tuple[list[ReviewItem], list[str], int]) -> None:
+    def _populate(self, result: tuple[list[QueueItem], list[str], int]) -> None:
         self.items, self.folders, self.adapted_on = result
         row_before = max(self.grid.currentRow(), 0)
         self.grid.clear()
@@ -354,7 +262,7 @@ class ReviewDialog(QDialog):
         self.move_combo.clear()
         for n, label in enumerate(self.labels(), start=1):
             text = label.replace("&", "&&")  # a lone & would become a keyboard mnemonic
-            button = QPushButton(f"{n}. {text}" if n <= 9 else text)
+            button = QPushButton(f"{n}. {text}" if n <= LABEL_KEYS else text)
             button.clicked.connect(lambda _=False, lab=label: self.apply_label(lab))
             self.label_buttons.addWidget(button, (n - 1) // 3, (n - 1) % 3)
             self.move_combo.addItem(label)
@@ -377,77 +285,28 @@ class ReviewDialog(QDialog):
         item = self.grid.currentItem()
         return Path(item.data(PATH_ROLE)) if item is not None else None
 
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+
     def _show_preview(self, *_: Any) -> None:
         path = self.current_path()
         item = next((i for i in self.items if path in i.paths), None) if path is not None else None
         if item is not None and item.why:
             self.status.setText(f"{item.path.name}: {item.why}.")
-        self._refresh_preview()
-
-    def _refresh_preview(self, *_: Any) -> None:
-        path = self.current_path()
-        if path is None:
-            return
-        if self.heat_check.isChecked() and self.classifier is not None:
-            self._start_heatmap(path, self.heat_class.currentData())
-        else:
-            self.preview_thumbs.request(path)
-
-    def _on_preview(self, key: str, pixmap: QPixmap) -> None:
-        if str(self.current_path()) == key and not self.heat_check.isChecked():
-            self.preview.setPixmap(pixmap)
-
-    def _start_heatmap(self, path: Path, target: str | None) -> None:
-        from sorter.core.explain import grad_cam, overlay
-
-        classifier = self.classifier
-        assert classifier is not None
-
-        def compute() -> tuple[str, np.ndarray, str, float]:
-            heat, label, p = grad_cam(classifier, path, target)
-            return str(path), overlay(classifier.preprocess(path), heat), label, p
-
-        worker = FunctionWorker(compute)
-        worker.signals.returned.connect(self._on_heatmap)
-        worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
-        self._workers.append(worker)
-        self.pool.start(worker)
-
-    def _on_heatmap(self, result: tuple[str, np.ndarray, str, float]) -> None:
-        key, array, label, p = result
-        if str(self.current_path()) != key or not self.heat_check.isChecked():
-            return
-        h, w, _ = array.shape
-        image = QImage(array.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-        self.preview.setPixmap(
-            QPixmap.fromImage(image).scaled(
-                480, 480, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-            )
-        )
-        self.preview.setToolTip(f"Where the model looked for '{label}' ({p:.0%})")
-        self.status.setText(f"Heat map for '{label}' ({p:.0%}).")
-        self.heatmap_shown.emit(label)
+        self.preview_pane.show_photo(path)
 
     # -- corrections ------------------------------------------------------------------------------
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        text = event.text()
-        if text.lower() == "c":
-            self.confirm_selected()
-            return
-        if text.isdigit() and text != "0":
-            labels = self.labels()
-            index = int(text) - 1
-            if index < len(labels):
-                self.apply_label(labels[index])
-                return
-        super().keyPressEvent(event)
+    def _move_to_nth(self, index: int) -> None:
+        labels = self.labels()
+        if index < len(labels):
+            self.apply_label(labels[index])
 
     def apply_label(self, label: str) -> None:
         """Move every selected photo to ``label`` (a new category is allowed)."""
         selected = [Path(p) for i in self.grid.selectedItems() for p in i.data(PATHS_ROLE)]
         if not selected or not label:
             return
-        from sorter.core.corrections import CorrectionStore, correct
+        from sorter.files.corrections import CorrectionStore, correct
 
         output, db = self.output, self.corrections_db
 
@@ -482,7 +341,7 @@ class ReviewDialog(QDialog):
         paths = [p for p in paths if p.parent.name not in (UNSURE_FOLDER, OTHER_FOLDER)]  # confirm() refuses them
         if not paths:
             return
-        from sorter.core.corrections import CorrectionStore, confirm
+        from sorter.files.corrections import CorrectionStore, confirm
 
         output, db = self.output, self.corrections_db
 
@@ -498,8 +357,8 @@ class ReviewDialog(QDialog):
         """Move the photos not reviewed where the re-score now puts them (``sorter resort``)."""
         if self.classifier is None:
             return
-        from sorter.core.corrections import CorrectionStore
-        from sorter.core.rescore import resort
+        from sorter.files.corrections import CorrectionStore
+        from sorter.jobs.resort import resort
 
         output, db, bundle = self.output, self.corrections_db, self.classifier.bundle
 
@@ -511,7 +370,7 @@ class ReviewDialog(QDialog):
         self._run_write(work, "Re-sorted the photos you had not reviewed (Undo in the main window reverts it).")
 
     def undo_last(self) -> None:
-        from sorter.core.corrections import CorrectionStore, undo_correction
+        from sorter.files.corrections import CorrectionStore, undo_correction
 
         output, db = self.output, self.corrections_db
 
@@ -525,8 +384,7 @@ class ReviewDialog(QDialog):
         worker = FunctionWorker(work)
         worker.signals.returned.connect(lambda paths: self._after_write(paths, done_text))
         worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
-        self._workers.append(worker)
-        self.write_pool.start(worker)
+        self.workers.start(worker, self.write_pool)
 
     def _after_write(self, paths: list[Path], done_text: str) -> None:
         self.reload()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QSize, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
 
@@ -22,16 +22,10 @@ class _Load(QRunnable):
         reader.setAutoTransform(True)  # EXIF orientation
         full = reader.size()
         if full.isValid() and full.width() > 0 and full.height() > 0:
-            scaled = full.scaled(QSize(self.size, self.size), _keep_aspect())
+            scaled = full.scaled(QSize(self.size, self.size), Qt.AspectRatioMode.KeepAspectRatio)
             reader.setScaledSize(scaled)
         image = reader.read()
         self.signals.loaded.emit(str(self.path), image)
-
-
-def _keep_aspect():  # type: ignore[no-untyped-def]
-    from PySide6.QtCore import Qt
-
-    return Qt.AspectRatioMode.KeepAspectRatio
 
 
 class ThumbnailCache(QObject):

@@ -139,7 +139,7 @@ class TrainDialog(QDialog):
             model, db = self.current_model, self.corrections_db
 
             def work() -> dict[str, Any]:
-                from sorter.core.corrections import CorrectionStore
+                from sorter.files.corrections import CorrectionStore
                 from sorter.train.retrain import retrain
 
                 with CorrectionStore(db) as store:
@@ -152,8 +152,8 @@ class TrainDialog(QDialog):
                 return
 
             def work() -> dict[str, Any]:
-                from sorter.core.datasets import load_data
-                from sorter.train.engine import TrainSettings
+                from sorter.learn.datasets import load_data
+                from sorter.train.recipe import TrainSettings
                 from sorter.train.train import fit_and_export
 
                 trained = fit_and_export(

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +97,29 @@ class FunctionWorker(QRunnable):
             self.signals.errored.emit(exc)
         finally:
             self.signals.finished.emit()
+
+
+class WorkerSet(QObject):
+    """The workers a window has started and not yet seen finish.
+
+    A worker must stay referenced while it runs (Python would otherwise collect it under the
+    pool), but not after: as superqt's worker set does, each is let go when its ``finished``
+    signal reaches the GUI thread, after the signals it emitted before. A long review no longer
+    keeps every re-score and thumbnail worker it ever ran.
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._running: dict[int, GeneratorWorker | FunctionWorker] = {}
+
+    def start(self, worker: GeneratorWorker | FunctionWorker, pool: QThreadPool) -> None:
+        self._running[id(worker.signals)] = worker
+        worker.signals.finished.connect(self._finished)
+        pool.start(worker)
+
+    @Slot()
+    def _finished(self) -> None:
+        self._running.pop(id(self.sender()), None)
+
+    def __len__(self) -> int:
+        return len(self._running)

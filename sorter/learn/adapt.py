@@ -2,7 +2,7 @@
 
 The exemplar memory moves a correction's near-duplicates at once, but a photo that merely looks
 like a corrected one keeps the head's answer until a retrain. With the bundle's feature replay
-(:mod:`sorter.learn.replay`) and the reviewed photos' cached features, the head can be refitted in
+(:mod:`sorter.model.replay`) and the reviewed photos' cached features, the head can be refitted in
 a fraction of a second, with no photo decoded and no fastai: the original training rows with the
 user's rows weighted to a fixed share of the loss (as a retrain weighs them), starting from the
 bundle's head and pulled back towards it. The re-score (review suggestions, *Re-sort the rest*)
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sorter.learn.replay import Replay
+from sorter.model.bundle import Head
+from sorter.model.replay import Replay
 
 USER_SHARE = 0.25
 """The share of the loss that the user's photos carry (a retrain's share of each epoch)."""
@@ -31,17 +32,17 @@ MAX_VALID_DROP = 0.01
 
 
 @dataclass(frozen=True)
-class AdaptedHead:
-    weight: np.ndarray
-    bias: np.ndarray
+class AdaptedHead(Head):
+    """A head refitted to the user's reviewed photos, with what it scored on the replay's
+    validation rows before and after."""
+
     valid_before: float
     valid_after: float
     user_rows: int
 
 
 def adapt_head(
-    weight: np.ndarray,
-    bias: np.ndarray,
+    head: Head,
     replay: Replay,
     features: np.ndarray,
     labels: np.ndarray,
@@ -54,15 +55,15 @@ def adapt_head(
     train = ~replay.valid
     if len(labels) == 0 or not train.any() or not replay.valid.any():
         return None
-    k = weight.shape[0]
+    k = head.weight.shape[0]
     xt = torch.from_numpy(replay.features[train].astype(np.float32))
     yt = torch.from_numpy(replay.labels[train].astype(np.int64))
     xu = torch.from_numpy(np.asarray(features, dtype=np.float32))
     yu = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     counts = torch.bincount(yt, minlength=k).float().clamp(min=1)
     balance = counts.sum() / counts / k  # as training balances its classes
-    w0 = torch.from_numpy(np.asarray(weight, dtype=np.float32))
-    b0 = torch.from_numpy(np.asarray(bias, dtype=np.float32))
+    w0 = torch.from_numpy(np.asarray(head.weight, dtype=np.float32))
+    b0 = torch.from_numpy(np.asarray(head.bias, dtype=np.float32))
     w = w0.clone().requires_grad_(True)
     b = b0.clone().requires_grad_(True)
     opt = torch.optim.Adam([w, b], lr=LEARNING_RATE)  # full-batch steps: nothing random
@@ -72,7 +73,7 @@ def adapt_head(
         base = ce(xt @ w.T + b, yt, weight=balance)
         user = ce(xu @ w.T + b, yu)
         loss = (1 - USER_SHARE) * base + USER_SHARE * user + ANCHOR * ((w - w0) ** 2).sum()
-        loss.backward()
+        torch.autograd.backward(loss)
         opt.step()
     new_w, new_b = w.detach(), b.detach()
     xv = torch.from_numpy(replay.features[replay.valid].astype(np.float32))

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sorter.learn.memory import ExemplarMemory, Scorer
-from sorter.model.bundle import BundleConfig
+from sorter.model.config import BundleConfig
+from sorter.model.memory import ExemplarMemory, Scorer
 
 
 def group_matrix(config: BundleConfig) -> torch.Tensor | None:

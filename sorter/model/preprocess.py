@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from sorter.errors import UnsupportedImageError
-from sorter.model.bundle import BundleConfig
+from sorter.files.images import SNIFF_BYTES, sniff_format
+from sorter.model.config import BundleConfig
 
 try:  # HEIC/HEIF from phones; optional so a minimal install still sorts JPEGs.
     import pillow_heif
@@ -44,39 +45,6 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 _EXIF_ORIENTATION = 0x0112
-
-
-SNIFF_BYTES = 32
-
-
-def sniff_format(head: bytes) -> str | None:
-    """The image format these leading bytes announce, or None."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    if head.startswith(b"BM") and len(head) >= 14:
-        return "BMP"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if head[4:8] == b"ftyp" and head[8:12] in (
-        b"heic",
-        b"heix",
-        b"hevc",
-        b"hevx",
-        b"heim",
-        b"heis",
-        b"mif1",
-        b"msf1",
-        b"avif",
-        b"avis",
-    ):
-        return "HEIF"
-    return None
 
 
 class Preprocessor:

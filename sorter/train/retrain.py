@@ -13,18 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from sorter.core.classifier import Classifier
-from sorter.core.corrections import CORRECTION, CorrectionStore
-from sorter.core.datasets import LabelledData, Sample, fingerprint, load_origin, split
-from sorter.core.evaluate import evaluate
-from sorter.core.rescore import score
 from sorter.errors import UsageError
-from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
-from sorter.learn.replay import Replay
+from sorter.files.corrections import CORRECTION, CorrectionStore
+from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
+from sorter.learn.datasets import LabelledData, Sample, fingerprint, load_origin, split
+from sorter.learn.evaluate import measure
 from sorter.model.bundle import Bundle, load_bundle
-from sorter.train.engine import ProgressFn, TrainSettings, recipes_for
+from sorter.model.replay import Replay
+from sorter.train.features import recipes_for
+from sorter.train.recipe import ProgressFn, TrainSettings
 from sorter.train.train import fit_and_export
 
 
@@ -76,14 +74,6 @@ def user_repeats(n_train: int, n_user: int, share: float = USER_SHARE) -> int:
     if n_user == 0:
         return 1
     return int(min(MAX_REPEATS, max(1, round(share * n_train / ((1.0 - share) * n_user)))))
-
-
-def _accuracy(probs: np.ndarray, samples: list[Sample], classes: tuple[str, ...]) -> float:
-    if not samples:
-        return 0.0
-    index = {c: i for i, c in enumerate(classes)}
-    truth = np.array([index.get(s.labels[0], -1) for s in samples])
-    return float((probs.argmax(axis=1) == truth).mean())
 
 
 def retrain(
@@ -176,24 +166,17 @@ def retrain(
     corrected = [s for s, c in zip(user, reviewed, strict=True) if c.kind == CORRECTION]
     corrected_set = set(corrected)
     corrected_idx = [i for i, s in zip(extra_idx, training_extra, strict=True) if s in corrected_set]
-    if features is not None and old.feature_recipe == new.feature_recipe:
-        # The body did not change: both models are scored from the same cached features.
-        xv = np.stack([features.clean[i].numpy() for i in valid_idx])
-        old_valid = _accuracy(score(old, xv, old.memory), valid, old.config.classes)
-        if corrected_idx:
-            xc = np.stack([features.clean[i].numpy() for i in corrected_idx])
-            samples = [combined.samples[i] for i in corrected_idx]
-            old_corrected = _accuracy(score(old, xc, old.memory), samples, old.config.classes)
-            # Without the memory: each corrected photo is in it and would only find itself.
-            new_corrected = _accuracy(score(new, xc, None), samples, new.config.classes)
-        else:
-            old_corrected = new_corrected = 0.0
-    else:
-        dev = torch.device(device)
-        old_cls, new_cls = Classifier(old, dev), Classifier(new, dev)
-        old_valid = evaluate(old_cls, valid).accuracy
-        old_corrected = evaluate(old_cls, corrected).accuracy if corrected else 0.0
-        new_corrected = evaluate(new_cls, corrected).accuracy if corrected else 0.0
+    same_body = features is not None and old.feature_recipe == new.feature_recipe
+    # The body did not change: both models are scored from the same cached features.
+    xv = np.stack([features.clean[i].numpy() for i in valid_idx]) if features is not None and same_body else None
+    xc = None
+    if features is not None and same_body and corrected_idx:
+        xc = np.stack([features.clean[i].numpy() for i in corrected_idx])
+    samples = [combined.samples[i] for i in corrected_idx] if same_body else corrected
+    old_valid = measure(old, valid, xv, device=device).accuracy
+    old_corrected = measure(old, samples, xc, device=device).accuracy if samples else 0.0
+    # Without the memory: each corrected photo is in it and would only find itself.
+    new_corrected = measure(new, samples, xc, memory=False, device=device).accuracy if samples else 0.0
     return RetrainResult(
         old_path=model_path,
         new_path=trained.path,

@@ -18,18 +18,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from sorter.core.classifier import Classifier
-from sorter.core.datasets import LabelledData, fingerprint, load_data, split
-from sorter.core.evaluate import Evaluation, choose_threshold, evaluate, from_probabilities
-from sorter.core.rescore import score
+from sorter.files.feature_cache import FeatureCache
 from sorter.fsutil import replace_atomically
-from sorter.learn.calibration import Calibration, fit_temperature, precision_table
-from sorter.learn.feature_cache import FeatureCache
-from sorter.learn.memory import MAX_EXEMPLARS, ExemplarMemory, score_and_fit, tune_memory
+from sorter.learn.calibration import fit_temperature, precision_table
+from sorter.learn.datasets import LabelledData, fingerprint, load_data, split
+from sorter.learn.evaluate import Evaluation, choose_threshold, measure
+from sorter.learn.memory import tune_memory
 from sorter.learn.ood import class_means, fit_threshold
-from sorter.learn.replay import Replay, cap_rows, sha_bytes
-from sorter.model.bundle import OodSettings, load_bundle, save_bundle
-from sorter.train.engine import ProgressFn, TrainResult, TrainSettings, sample_sha, train
+from sorter.learn.replay import cap_rows, sha_bytes
+from sorter.model.bundle import Head, load_bundle, save_bundle
+from sorter.model.calibration import Calibration
+from sorter.model.config import OodSettings
+from sorter.model.memory import MAX_EXEMPLARS, ExemplarMemory
+from sorter.model.replay import Replay
+from sorter.model.scoring import score_features
+from sorter.train.engine import TrainResult, train
+from sorter.train.features import sample_sha
+from sorter.train.recipe import ProgressFn, TrainSettings
 from sorter.train_args import add_train_arguments
 
 
@@ -100,26 +105,14 @@ def fit_and_export(
                 Path(tmp) / "draft.safetensors", result.model, result.config, memory=memory, ood_anchors=anchors
             )
         )
+        xv = None
         if result.features is not None:
             xv = np.stack([result.features.clean[i].numpy() for i in valid_idx])
-            probs = score(draft, xv, draft.memory)
-            targets = [s.labels for s in valid]
-
-            def measure(t: float) -> Evaluation:
-                return from_probabilities(
-                    probs, targets, draft.config.classes, multi_label=draft.config.multi_label, threshold=t
-                )
-
-        else:
-            classifier = Classifier(draft, torch.device(settings.device))
-
-            def measure(t: float) -> Evaluation:
-                return evaluate(classifier, valid, threshold=t)
-
-        evaluation = measure(draft.config.threshold)
+        measured = measure(draft, valid, xv, device=settings.device)
+        evaluation = measured.at()
         threshold = choose_threshold(evaluation)
         if result.config.multi_label:
-            evaluation = measure(threshold)
+            evaluation = measured.at(threshold)
     facts = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "data": data.origin,
@@ -176,12 +169,10 @@ def _memory(
     index = {c: i for i, c in enumerate(result.config.classes)}
     keys = np.stack([result.features.clean[i].numpy() for i in memory_idx]).astype(np.float32)
     labels = np.array([index[data.samples[i].labels[0]] for i in memory_idx], dtype=np.int64)
-    head = result.model.head
     return tune_memory(
         keys,
         labels,
-        head.weight.detach().float().numpy(),
-        head.bias.detach().float().numpy(),
+        _head(result),
         np.stack([result.features.clean[i].numpy() for i in valid_idx]),
         np.array([index[data.samples[i].labels[0]] for i in valid_idx]),
     )
@@ -240,15 +231,19 @@ def _statistics(
     means = class_means(result.features.train.numpy(), train_labels, k)
     xv = np.stack([result.features.clean[i].numpy() for i in valid_idx])
     yv = np.array([index[data.samples[i].labels[0]] for i in valid_idx])
-    head = result.model.head
-    weight, bias = head.weight.detach().float().numpy(), head.bias.detach().float().numpy()
-    logits = xv @ weight.T + bias
+    head = _head(result)
+    logits = xv @ head.weight.T + head.bias
     temperature = fit_temperature(logits, yv)
-    probs, fit = score_and_fit(xv, weight, bias, memory=memory, temperature=temperature, anchors=means)
-    per_class, overall = precision_table(probs, yv)
+    scored = score_features(xv, head, memory=memory, temperature=temperature, anchors=means)
+    per_class, overall = precision_table(scored.probs, yv)
     calibration = Calibration(temperature, per_class, overall)
-    ood = OodSettings(threshold=round(fit_threshold(fit), 4), anchors="means", size=k)
+    ood = OodSettings(threshold=round(fit_threshold(scored.fit), 4), anchors="means", size=k)
     return torch.from_numpy(means), {"ood": ood, "calibration": calibration.to_json()}
+
+
+def _head(result: TrainResult) -> Head:
+    head = result.model.head
+    return Head(head.weight.detach().float().numpy(), head.bias.detach().float().numpy())
 
 
 def plot_confusion(evaluation: Evaluation, path: Path) -> None:
@@ -281,7 +276,7 @@ def plot_confusion(evaluation: Evaluation, path: Path) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> TrainSettings:
-    from sorter.core.classifier import resolve_device
+    from sorter.model.classifier import resolve_device
 
     return TrainSettings(
         architecture=args.arch,

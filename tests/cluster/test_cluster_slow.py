@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sorter.core.journal import Journal
+from sorter.files.journal import Journal
 from sorter.model.bundle import load_bundle
 from tests.conftest import REPO, content_counts, make_photo_folder, pick_photos, run_sorter
 

@@ -8,7 +8,7 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from sorter.core.journal import Journal
+from sorter.files.journal import Journal
 from tests.conftest import content_counts, make_photo_folder, pick_photos
 
 

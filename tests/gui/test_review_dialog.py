@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from sorter.core.corrections import CorrectionStore
+from sorter.files.corrections import CorrectionStore
 from sorter.gui.review_dialog import ReviewDialog
 from sorter.names import UNSURE_FOLDER
 from tests.gui.conftest import sort_and_review
@@ -73,7 +73,7 @@ def test_review_corrects_three_photos_and_shows_heatmap(qtbot, window, photo_fol
 def test_heatmap_looks_at_the_cat(general_classifier, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from PIL import Image
 
-    from sorter.core.explain import grad_cam
+    from sorter.model.explain import grad_cam
     from tests.conftest import SAMPLES
 
     cat = Image.open(SAMPLES / "chelsea.jpg").convert("RGB").resize((300, 300))
@@ -91,8 +91,8 @@ def test_near_duplicates_are_one_group_and_move_together(qtbot, general_classifi
     from PIL import Image
     from PySide6.QtCore import QThreadPool
 
-    from sorter.cli import drive
-    from sorter.core.sorting import SortOptions, sort_folder
+    from sorter.jobs.events import drive
+    from sorter.jobs.sorting import SortOptions, sort_folder
     from tests.conftest import SAMPLES
 
     src = tmp_path / "src"

@@ -7,7 +7,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 from PySide6.QtCore import Qt
 
-from sorter.core.corrections import CONFIRMATION, CORRECTION, CorrectionStore
+from sorter.files.corrections import CONFIRMATION, CORRECTION, CorrectionStore
 from sorter.gui.review_dialog import ReviewDialog
 from sorter.names import UNSURE_FOLDER
 from tests.gui.conftest import sort_and_review

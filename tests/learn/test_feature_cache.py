@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache, recipe_key
+from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache, recipe_key
 
 
 def test_vectors_round_trip_as_float16(tmp_path: Path) -> None:

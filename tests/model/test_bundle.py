@@ -13,7 +13,8 @@ from safetensors.torch import save_file
 
 from sorter.errors import ModelLoadError
 from sorter.model.architecture import SorterNet
-from sorter.model.bundle import METADATA_KEY, BundleConfig, load_bundle, read_config, save_bundle
+from sorter.model.bundle import METADATA_KEY, load_bundle, read_config, save_bundle
+from sorter.model.config import BundleConfig
 from tests.conftest import GENERAL_MODEL
 
 ARCH = "efficientnet_lite0"

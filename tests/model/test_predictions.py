@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sorter.core.classifier import top_k
-from sorter.model.bundle import BundleConfig
+from sorter.model.classifier import top_k
+from sorter.model.config import BundleConfig
 from sorter.model.preprocess import Preprocessor
 from tests.conftest import SAMPLES
 

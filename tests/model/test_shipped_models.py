@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from sorter.core.classifier import Classifier
-from sorter.core.datasets import Sample
-from sorter.core.evaluate import evaluate
+from sorter.learn.datasets import Sample
+from sorter.learn.evaluate import evaluate
 from sorter.model.bundle import load_bundle
+from sorter.model.classifier import Classifier
 from tests.conftest import DATASETS, REPO
 
 FURNITURE_MODEL = REPO / "models" / "furniture.safetensors"

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sorter.cli import drive
-from sorter.core.sorting import SortOptions, sort_folder
+from sorter.jobs.events import drive
+from sorter.jobs.sorting import SortOptions, sort_folder
 from tests.conftest import SAMPLES, content_counts, sha256, snapshot
 
 

@@ -22,8 +22,8 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory, furniture: Path) -> Path
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_data: Path, test_device: str):  # type: ignore[no-untyped-def]
-    from sorter.core.datasets import load_data
-    from sorter.train.engine import TrainSettings
+    from sorter.learn.datasets import load_data
+    from sorter.train.recipe import TrainSettings
     from sorter.train.train import fit_and_export
 
     progress: list[object] = []

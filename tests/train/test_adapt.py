@@ -10,14 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from sorter.core.classifier import Classifier
-from sorter.core.corrections import CorrectionStore, confirm, correct
-from sorter.core.rescore import rescore, resort, score_with_fit
-from sorter.core.review_queue import review_queue
-from sorter.core.sorting import SortOptions, sort_folder
+from sorter.files.corrections import CorrectionStore, confirm, correct
+from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
+from sorter.jobs.rescore import rescore
+from sorter.jobs.resort import resort
+from sorter.jobs.review_queue import build_queue
+from sorter.jobs.sorting import SortOptions, sort_folder
 from sorter.learn.adapt import adapt_head
-from sorter.learn.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.model.bundle import load_bundle
+from sorter.model.classifier import Classifier
+from sorter.model.scoring import score
 from tests.conftest import DATASETS
 from tests.train.test_replay import rewrite
 
@@ -44,13 +46,13 @@ def reviewed(tiny_model: Any, tmp_path: Path) -> tuple[Path, Path, dict[str, str
         pass
     store_path = tmp_path / "corrections.sqlite"
     with CorrectionStore(store_path) as store:
-        queue = review_queue(rescore(out, bundle, store, adapt=False).photos)
-        for r in queue[:12]:
-            right = truth[r.op.source.name]
-            if r.current != right:
-                correct(out, r.path, right, store)
+        queue = build_queue(out, bundle, store)  # the review dialog's queue, near-duplicates in place
+        for path in [p for item in queue.items for p in item.paths][:12]:
+            right = truth[path.name]
+            if path.parent.name != right:
+                correct(out, path, right, store)
             else:
-                confirm(out, r.path, store)
+                confirm(out, path, store)
     return out, store_path, truth
 
 
@@ -72,8 +74,8 @@ def test_reviewed_photos_refit_the_head_without_costing_validation(tiny_model: A
         feats = cache.get_many(bundle.feature_recipe, [(c.sha256, CLEAN_VIEW) for c in labelled])
     x = np.stack([feats[(c.sha256, CLEAN_VIEW)] for c in labelled])
     want = np.array([bundle.config.classes.index(c.label) for c in labelled])
-    old = score_with_fit(bundle, x, None)[0]
-    new = score_with_fit(bundle, x, None, found.adapted)[0]
+    old = score(bundle, x, None).probs
+    new = score(bundle, x, None, found.adapted).probs
     rows = np.arange(len(want))
     assert new[rows, want].mean() > old[rows, want].mean()
     was_right = old.argmax(1) == want
@@ -113,5 +115,4 @@ def test_no_adaptation_without_a_replay_or_when_it_would_cost_validation(
     assert replay is not None
     k = len(bundle.config.classes)
     wrong = (replay.labels[replay.valid] + 1) % k
-    head = (bundle.state["head.weight"].float().numpy(), bundle.state["head.bias"].float().numpy())
-    assert adapt_head(*head, replay, replay.features[replay.valid].astype(np.float32), wrong) is None
+    assert adapt_head(bundle.head, replay, replay.features[replay.valid].astype(np.float32), wrong) is None

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sorter.cli import drive
-from sorter.core.classifier import Classifier
-from sorter.core.corrections import CorrectionStore, correct, undo_correction
-from sorter.core.journal import Journal
-from sorter.core.sorting import SortOptions, sort_folder
 from sorter.errors import UsageError
+from sorter.files.corrections import CorrectionStore, correct, undo_correction
+from sorter.files.journal import Journal
+from sorter.jobs.events import drive
+from sorter.jobs.sorting import SortOptions, sort_folder
+from sorter.model.classifier import Classifier
 from sorter.train.retrain import retrain
 from tests.conftest import run_sorter, sha256
 

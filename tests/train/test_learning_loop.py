@@ -15,13 +15,14 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from sorter.core.classifier import Classifier
-from sorter.core.corrections import CONFIRMATION, CorrectionStore, confirm, correct
-from sorter.core.journal import STATE_DIR, Journal
-from sorter.core.rescore import rescore, resort
-from sorter.core.sorting import FEATURES_NAME, SortOptions, sort_folder
-from sorter.core.undo import undo_last_run
+from sorter.files.corrections import CONFIRMATION, CorrectionStore, confirm, correct
+from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal
+from sorter.files.undo import undo_last_run
+from sorter.jobs.rescore import rescore
+from sorter.jobs.resort import resort
+from sorter.jobs.sorting import SortOptions, sort_folder
 from sorter.model.bundle import load_bundle
+from sorter.model.classifier import Classifier
 from tests.conftest import snapshot
 from tests.train.conftest import TINY_CLASSES
 

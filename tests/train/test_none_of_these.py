@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from sorter.core.classifier import Classifier
-from sorter.core.sorting import NONE_OF_THESE, SortOptions, policy_for, sort_folder
-from sorter.learn.calibration import GRID, Calibration
+from sorter.jobs.policy import NONE_OF_THESE, policy_for
+from sorter.jobs.sorting import SortOptions, sort_folder
 from sorter.model.bundle import load_bundle, save_bundle
+from sorter.model.calibration import GRID, Calibration
+from sorter.model.classifier import Classifier
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
 from tests.conftest import DATASETS, run_sorter
 

@@ -13,12 +13,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from sorter.cli import drive
-from sorter.core.classifier import Classifier
-from sorter.core.corrections import CorrectionStore, correct
-from sorter.core.sorting import SortOptions, sort_folder
 from sorter.errors import ModelLoadError, UsageError
+from sorter.files.corrections import CorrectionStore, correct
+from sorter.jobs.events import drive
+from sorter.jobs.sorting import SortOptions, sort_folder
 from sorter.model.bundle import METADATA_KEY, load_bundle
+from sorter.model.classifier import Classifier
 from sorter.train.retrain import retrain
 from tests.conftest import sha256
 

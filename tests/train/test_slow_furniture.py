@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sorter.core.datasets import load_data
-from sorter.train.engine import TrainSettings
+from sorter.learn.datasets import load_data
+from sorter.train.recipe import TrainSettings
 from sorter.train.train import fit_and_export
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from sorter.core.datasets import Sample, load_data, split
-from sorter.train.engine import TrainProgress, TrainSettings
+from sorter.learn.datasets import Sample, load_data, split
+from sorter.train.recipe import TrainProgress, TrainSettings
 from sorter.train.train import fit_and_export
 from tests.conftest import DATASETS, REPO, run_sorter, sha256
 from tests.train.conftest import TINY_CLASSES
@@ -167,8 +167,8 @@ def test_quick_trains_one_view_for_eight_epochs_unless_told_otherwise() -> None:
 
 
 def test_label_smoothing_and_mixup_train_a_working_head(tiny_data: Path, tmp_path: Path) -> None:
-    from sorter.core.datasets import load_data
-    from sorter.train.engine import TrainSettings
+    from sorter.learn.datasets import load_data
+    from sorter.train.recipe import TrainSettings
     from sorter.train.train import fit_and_export
 
     trained = fit_and_export(

@@ -1,0 +1,37 @@
+"""``sorter``: sort, undo, review, train and inspect models from a terminal, with no Qt.
+
+Exit status (:class:`sorter.usertypes.ExitCode`): 0 all done; 3 done but some photos failed (each
+listed with its reason); 2 usage error; 1 fatal error; 130 cancelled with Ctrl+C (run the same
+command to resume). The parser is :mod:`sorter.cli.parser`, the commands :mod:`sorter.cli.commands`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from sorter.usertypes import ExitCode
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sorter.cli.parser import build_parser
+    from sorter.errors import SorterError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except SorterError as exc:
+        print(f"sorter: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("Cancelled.", file=sys.stderr)
+        return ExitCode.CANCELLED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,1 +1,0 @@
-"""Scanning, classifying, placing and journaling photos: plain Python, no Qt, no fastai."""

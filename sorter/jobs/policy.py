@@ -1,0 +1,133 @@
+"""The one decision rule: which folder a scored photo goes to, for sorting, review and re-sorting.
+
+A run is sorted with the user's choices (a precision to promise, or one fixed threshold, and
+whether photos that fit none of the categories go to ``_other``). They are journaled with the
+run (:class:`Choices`), so that the review's suggestions and re-sorting decide exactly as the sort
+did, and only the user's reviews move the thresholds (:meth:`Policy.recalibrated`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from sorter.model.calibration import DEFAULT_PRECISION, Calibration
+from sorter.model.config import BundleConfig
+from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the user chose for a run (see :func:`policy_for`); the journal keeps them as JSON."""
+
+    threshold: float | None = None
+    precision: float | None = None
+    other_folder: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Choices | None:
+        """The stored choices, or None for a run journaled before they were kept (or unreadable)."""
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            threshold, precision = data.get("threshold"), data.get("precision")
+            return cls(
+                None if threshold is None else float(threshold),
+                None if precision is None else float(precision),
+                bool(data.get("other_folder", False)),
+            )
+        except (ValueError, TypeError, AttributeError):
+            return None
+
+    def overridden(
+        self, *, threshold: float | None = None, precision: float | None = None, other_folder: bool | None = None
+    ) -> Choices:
+        """These choices with the ones the user gave again (None: keep); a new precision replaces
+        a fixed threshold, which would otherwise win over it."""
+        return Choices(
+            threshold if threshold is not None else (None if precision is not None else self.threshold),
+            precision if precision is not None else self.precision,
+            self.other_folder if other_folder is None else other_folder,
+        )
+
+    def policy(self, config: BundleConfig) -> Policy:
+        return policy_for(config, threshold=self.threshold, precision=self.precision, other_folder=self.other_folder)
+
+
+NONE_OF_THESE = "looks like none of the categories"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When a photo is sorted, from the bundle's statistics and the user's choices.
+
+    Args:
+        thresholds: confidence each class needs (per class: calibrated for a precision).
+        fit_threshold: the fit below which a photo is none of the categories; None when the
+            bundle has no such statistics.
+        other_folder: where those photos go (``_unsure`` or ``_other``).
+        target: the precision the thresholds were calibrated for; None when they are fixed.
+    """
+
+    classes: tuple[str, ...]
+    thresholds: np.ndarray
+    multi_label: bool
+    fit_threshold: float | None = None
+    other_folder: str = UNSURE_FOLDER
+    target: float | None = None
+
+    def recalibrated(self, calibration: Calibration) -> Policy:
+        """The same choices with thresholds from ``calibration`` (updated by the user's reviews);
+        a fixed threshold stays fixed."""
+        if self.target is None:
+            return self
+        return replace(self, thresholds=calibration.thresholds(self.target))
+
+    def decide(self, probs: np.ndarray, fit: float = 1.0) -> tuple[tuple[str, ...], str | None]:
+        """The folder(s) for one photo and, when it is not sorted, why."""
+        if self.fit_threshold is not None and fit < self.fit_threshold:
+            return (self.other_folder,), NONE_OF_THESE
+        if self.multi_label:
+            chosen = tuple(self.classes[i] for i in np.flatnonzero(probs >= self.thresholds))
+            return (chosen, None) if chosen else ((UNSURE_FOLDER,), "no category is likely enough")
+        order = np.argsort(-probs)
+        best = int(order[0])
+        if probs[best] >= self.thresholds[best]:
+            return (self.classes[best],), None
+        if len(order) > 1:
+            second = int(order[1])
+            return (UNSURE_FOLDER,), (
+                f"between {self.classes[best]} ({probs[best]:.0%}) and {self.classes[second]} ({probs[second]:.0%})"
+            )
+        return (UNSURE_FOLDER,), f"not sure enough ({probs[best]:.0%})"
+
+
+def policy_for(
+    config: BundleConfig,
+    *,
+    threshold: float | None = None,
+    precision: float | None = None,
+    other_folder: bool = False,
+) -> Policy:
+    """A fixed ``threshold`` applies to every class; otherwise a calibrated bundle gives each class
+    the threshold that reached ``precision`` on its validation photos, and an older bundle uses its
+    single default threshold."""
+    k = len(config.classes)
+    table = config.calibration_table()
+    target = None
+    if threshold is not None:
+        thresholds = np.full(k, threshold, dtype=np.float32)
+    elif table is not None and not config.multi_label:
+        target = DEFAULT_PRECISION if precision is None else precision
+        thresholds = table.thresholds(target)
+    else:
+        thresholds = np.full(k, config.threshold, dtype=np.float32)
+    fit = config.ood.threshold if config.ood is not None else None
+    folder = OTHER_FOLDER if other_folder else UNSURE_FOLDER
+    return Policy(config.classes, thresholds, config.multi_label, fit, folder, target)

@@ -1,0 +1,198 @@
+"""Re-score a sorted folder from the features kept at sort time, and re-sort what was not reviewed.
+
+After a correction the user should see its effect at once, not after a retrain: the photos of the
+run are scored again from their cached body features (no photo is decoded), with the user's
+reviewed photos added to the model's exemplar memory, and their folders decided by the policy the
+run was sorted with (:mod:`sorter.jobs.policy`). The review queue (:mod:`sorter.jobs.review_queue`)
+orders the result; :func:`sorter.jobs.resort.resort` moves the copies whose folder changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sorter.errors import UsageError
+from sorter.files.corrections import Correction, CorrectionStore
+from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
+from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal, Op
+from sorter.jobs.policy import Choices, Policy
+from sorter.learn.adapt import AdaptedHead, adapt_head
+from sorter.learn.recalibration import recalibrate
+from sorter.model.bundle import Bundle
+from sorter.model.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory
+from sorter.model.replay import Replay
+from sorter.model.scoring import score
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rescored:
+    """One sorted photo scored again: where it is, and where the model now puts it."""
+
+    op: Op
+    path: Path
+    current: str
+    suggested: str
+    confidence: float
+    probs: np.ndarray = field(repr=False)
+    reviewed: bool = False
+    reason: str | None = None
+    spot_check: bool = False
+    """Shown among the doubtful photos to check that confident answers are right."""
+
+    @property
+    def changed(self) -> bool:
+        return self.suggested != self.current
+
+
+def with_user_memory(bundle: Bundle, labelled: Sequence[tuple[np.ndarray, str]]) -> ExemplarMemory | None:
+    """The bundle's memory plus the user's reviewed photos (features and label) not yet in it.
+
+    Labels the model does not know cannot vote (a retrain adds them as classes).
+    """
+    index = {c: i for i, c in enumerate(bundle.config.classes)}
+    usable = [(f, index[label]) for f, label in labelled if label in index]
+    base = bundle.memory
+    if not usable:
+        return base
+    keys = np.stack([f for f, _ in usable]).astype(np.float32)
+    labels = np.array([i for _, i in usable], dtype=np.int64)
+    if base is None:
+        return ExemplarMemory(keys, labels, DEFAULT_ALPHA, DEFAULT_BETA)
+    return ExemplarMemory(
+        np.concatenate([base.keys, keys]), np.concatenate([base.labels, labels]), base.alpha, base.beta
+    )
+
+
+@dataclass
+class Rescoring:
+    """What :func:`rescore` found."""
+
+    photos: list[Rescored]
+    """In the journal's order; :func:`sorter.jobs.review_queue.review_order` orders them for review."""
+    features: np.ndarray = field(repr=False)
+    """(len(photos), D): each photo's cached body features, row for row."""
+    missing: int
+    """Photos with no cached features (sorted by a version of Sorter that did not keep them, or
+    with another model's body)."""
+    policy: Policy
+    """The policy that decided, its thresholds recalibrated on the user's reviewed photos."""
+    calibrated_on: int = 0
+    """How many reviewed photos updated the calibration (see :func:`recalibrate`)."""
+    adapted: AdaptedHead | None = None
+    """The head refitted to the reviewed photos that scored them (see :mod:`sorter.learn.adapt`),
+    if the bundle has a feature replay and the refit kept its validation accuracy."""
+
+
+def rescore(
+    output: Path,
+    bundle: Bundle,
+    store: CorrectionStore,
+    policy: Policy | None = None,
+    adapt: bool = True,
+) -> Rescoring:
+    """Score every photo still in ``output`` again from its cached features, deciding folders
+    with ``policy`` (default: the one the folder was sorted with, see :func:`sorted_with`),
+    recalibrated on the photos the user reviewed there (see :func:`recalibrate`). With
+    ``adapt``, the head is first refitted to the reviewed photos (:func:`adapted_head`).
+    """
+    if bundle.config.multi_label:
+        raise UsageError("Re-sorting is for single-label models; this model gives several labels per photo.")
+    output = output.expanduser().resolve()
+    with Journal.open(output, create=False, lock=False) as journal:
+        ops = [op for op in journal.live_ops() if op.destination.is_file()]
+        if policy is None:
+            policy = sorted_with(journal).policy(bundle.config)
+    empty = np.zeros((0, 0), dtype=np.float32)
+    recipe = bundle.feature_recipe
+    features_path = output / STATE_DIR / FEATURES_NAME
+    if not features_path.exists():
+        return Rescoring([], empty, len(ops), policy)
+    with FeatureCache.open(features_path) as cache:
+        found = cache.get_many(recipe, [(op.sha256, CLEAN_VIEW) for op in ops])
+        labelled = store.latest_per_photo()
+        reviewed_shas = {c.sha256 for c in labelled}
+        reviewed_paths = {c.sorted_path for c in labelled}
+        extra = cache.get_many(recipe, [(c.sha256, CLEAN_VIEW) for c in labelled])
+    user = _labelled_features(labelled, extra)
+    memory = with_user_memory(bundle, user)
+    calibrated_on = 0
+    if policy.target is not None:
+        table, calibrated_on = recalibrate(bundle, labelled, extra, memory)
+        if table is not None:
+            policy = policy.recalibrated(table)
+    head = adapted_head(bundle, user) if adapt else None
+    known = [op for op in ops if (op.sha256, CLEAN_VIEW) in found]
+    missing = len(ops) - len(known)
+    if not known:
+        return Rescoring([], empty, missing, policy, calibrated_on, head)
+    feats = np.stack([found[(op.sha256, CLEAN_VIEW)] for op in known])
+    scored = score(bundle, feats, memory, head)
+    out = []
+    for op, row, fit in zip(known, scored.probs, scored.fit, strict=True):
+        labels, reason = policy.decide(row, float(fit))
+        label = labels[0]
+        out.append(
+            Rescored(
+                op=op,
+                path=op.destination,
+                current=op.destination.parent.name,
+                suggested=label,
+                confidence=float(row.max()),
+                probs=row,
+                reviewed=op.sha256 in reviewed_shas or op.destination in reviewed_paths,
+                reason=reason,
+            )
+        )
+    return Rescoring(out, feats, missing, policy, calibrated_on, head)
+
+
+def sorted_with(journal: Journal) -> Choices:
+    """The choices the folder was last sorted with: the review and re-sorting decide as it did.
+    A folder sorted before runs kept them is taken as sorted with the defaults."""
+    run = journal.last_sorting_run()
+    return (Choices.from_json(run.decision) if run is not None else None) or Choices()
+
+
+def adapted_head(bundle: Bundle, labelled: Sequence[tuple[np.ndarray, str]]) -> AdaptedHead | None:
+    """The bundle's head refitted to the user's reviewed photos (features and label) beside its
+    feature replay; None without a replay, without reviewed photos of its classes, or when the
+    refit would cost validation accuracy (see :func:`~sorter.learn.adapt.adapt_head`)."""
+    if not labelled or bundle.config.grouping is not None or bundle.config.multi_label:
+        return None
+    replay = _replay(bundle)
+    if replay is None:
+        return None
+    index = {c: i for i, c in enumerate(bundle.config.classes)}
+    features = np.stack([f for f, _ in labelled]).astype(np.float32)
+    labels = np.array([index.get(label, -1) for _, label in labelled], dtype=np.int64)
+    return adapt_head(bundle.head, replay, features, labels)
+
+
+_replays: dict[tuple[str, int], Replay | None] = {}
+
+
+def _replay(bundle: Bundle) -> Replay | None:
+    """The bundle's replay, read once per bundle file (the review re-scores after every write)."""
+    if bundle.config.replay is None:
+        return None
+    try:
+        key = (str(bundle.path), bundle.path.stat().st_mtime_ns)
+    except OSError:
+        return None  # the model file is gone since it was loaded: score without adapting
+    if key not in _replays:
+        _replays.clear()
+        _replays[key] = bundle.read_replay()
+    return _replays[key]
+
+
+def _labelled_features(
+    labelled: Sequence[Correction], found: dict[tuple[str, int], np.ndarray]
+) -> list[tuple[np.ndarray, str]]:
+    return [(found[(c.sha256, CLEAN_VIEW)], c.label) for c in labelled if (c.sha256, CLEAN_VIEW) in found]

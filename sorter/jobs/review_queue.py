@@ -1,0 +1,234 @@
+"""The order in which the review shows a sorted folder: what teaches most per photo reviewed.
+
+Two kinds of review teach Sorter. Doubtful photos (least confident, and unlike one another) are
+where corrections change the most answers. Confident photos are where the promised precision is
+won or lost: reviewed least-sure first only, the user's verdicts all fall below the thresholds
+already in use, and the calibration they update (:mod:`sorter.learn.recalibration`) never learns
+how often a confident answer is wrong (measured in docs/PERFORMANCE.md). So one photo in
+:data:`SPOT_EVERY` at the head of the queue is a *spot check*: a photo sorted into a category,
+drawn at random, for the user to confirm or correct.
+
+:func:`build_queue` is the one queue: the review dialog shows it, and the correction-loop
+benchmark's simulated user reviews it in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from sorter.files.corrections import CorrectionStore
+from sorter.files.images import NEAR_DUPLICATE_BITS, dhash
+from sorter.files.journal import Journal
+from sorter.jobs.policy import NONE_OF_THESE
+from sorter.jobs.rescore import Rescored, rescore
+from sorter.model.bundle import Bundle
+from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
+
+DIVERSE_FIRST = 60
+"""How many photos at the head of the review queue are chosen for diversity as well as doubt."""
+SPOT_EVERY = 4
+"""One photo in this many at the head of the queue is a spot check (0: none)."""
+NOT_SORTED = (UNSURE_FOLDER, OTHER_FOLDER)
+SPOT_CHECK_NOTE = "a spot check of a confident photo: confirm it (C) if it is right, so the confidence stays honest"
+
+
+@dataclass
+class QueueItem:
+    """One entry of the review: a sorted photo and its near-duplicates, shown and fixed as one."""
+
+    path: Path
+    label: str
+    confidence: float
+    similar: list[Path] = field(default_factory=list)
+    """Near-duplicates of this photo in the same folder, shown and corrected as one group."""
+    suggested: str | None = None
+    """The folder the re-score now suggests, when it differs from where the photo lies."""
+    reviewed: bool = False
+    """Corrected or confirmed by the user."""
+    reason: str | None = None
+    """Why it is not in a category ("looks like none of the categories", "between chair and sofa")."""
+    rank: int = 1 << 30
+    """Place in the re-score's review order (doubt and diversity); unscored photos come last."""
+    spot_check: bool = False
+    """A confident photo shown among the doubtful ones, so that confirming it keeps the
+    calibration honest."""
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.path, *self.similar]
+
+    @property
+    def why(self) -> str | None:
+        """What the review says of this photo: why it is unsure, or that it is a spot check."""
+        return SPOT_CHECK_NOTE if self.spot_check and not self.reviewed else self.reason
+
+
+@dataclass
+class ReviewQueue:
+    items: list[QueueItem]
+    adapted_on: int = 0
+    """How many reviewed photos the model's head was adapted to in the re-score (0: not adapted)."""
+
+
+def build_queue(
+    output: Path,
+    bundle: Bundle | None = None,
+    store: CorrectionStore | None = None,
+    *,
+    spot_every: int = SPOT_EVERY,
+) -> ReviewQueue:
+    """The review of a sorted folder: photos still in place, near-duplicates grouped; photos not
+    yet reviewed whose re-scored folder changed first, then ``_unsure``, then by doubt and
+    diversity with a spot check of a confident photo one in ``spot_every`` (0: none), photos of
+    none of the categories in a group of their own (see :func:`queue_key`). With a bundle and
+    the corrections store the photos are re-scored from their cached features (with the run's
+    own policy). Reads files: the GUI calls it off its thread."""
+    adapted_on = 0
+    with Journal.open(output, create=False, lock=False) as journal:
+        seen: dict[Path, QueueItem] = {}
+        for op in journal.live_ops():
+            if op.destination.exists():
+                seen[op.destination] = QueueItem(op.destination, op.destination.parent.name, op.confidence)
+    if bundle is not None and store is not None and not bundle.config.multi_label:
+        found = rescore(output, bundle, store)
+        adapted_on = found.adapted.user_rows if found.adapted is not None else 0
+        for rank, r in enumerate(review_order(found.photos, found.features, spot_every=spot_every)):
+            if r.path in seen:
+                seen[r.path] = scored_item(r, rank)
+    ordered = in_queue_order(list(seen.values()))
+    return ReviewQueue(interleave_spot_checks(group_near_duplicates(ordered), spot_every), adapted_on)
+
+
+def scored_item(r: Rescored, rank: int) -> QueueItem:
+    """A re-scored photo as the review shows it, ``rank``-th in the re-score's review order."""
+    return QueueItem(
+        r.path,
+        r.current,
+        r.confidence,
+        suggested=r.suggested if r.changed and not r.reviewed else None,
+        reviewed=r.reviewed,
+        reason=r.reason if r.current in NOT_SORTED else None,
+        rank=rank,
+        spot_check=r.spot_check,
+    )
+
+
+def in_queue_order(items: list[QueueItem]) -> list[QueueItem]:
+    """Sorted by :func:`queue_key`."""
+    return sorted(
+        items,
+        key=lambda i: queue_key(
+            i.label,
+            suggested=i.suggested is not None,
+            reviewed=i.reviewed,
+            reason=i.reason,
+            rank=i.rank,
+            confidence=i.confidence,
+            name=i.path.name,
+        ),
+    )
+
+
+def group_near_duplicates(items: list[QueueItem]) -> list[QueueItem]:
+    """Fold near-duplicates (dHash within a few bits, same folder) into their least confident one."""
+    kept: list[tuple[QueueItem, int | None]] = []
+    for item in items:  # already least confident first: the first of a group represents it
+        h = dhash(item.path)
+        for rep, rh in kept:
+            if (
+                h is not None
+                and rh is not None
+                and rep.label == item.label
+                and rep.reviewed == item.reviewed
+                and 8 <= h.bit_count() <= 56
+                and (h ^ rh).bit_count() <= NEAR_DUPLICATE_BITS
+            ):
+                rep.similar.append(item.path)
+                break
+        else:
+            kept.append((item, h))
+    return [rep for rep, _ in kept]
+
+
+def review_order(
+    scored: list[Rescored], features: np.ndarray, first: int = DIVERSE_FIRST, spot_every: int = SPOT_EVERY
+) -> list[Rescored]:
+    """Least confident first, but the first ``first`` photos are picked one by one for doubt
+    *and* unlikeness to those already picked (greedy k-centre on cosine distance, weighted by
+    1 - confidence), so thirty near-identical doubtful photos do not fill the first page; and one
+    in ``spot_every`` of the head is a spot check (marked ``spot_check``, placed right after the
+    head; :func:`interleave_spot_checks` spreads them). ``features`` are the rows of ``scored``.
+    """
+    spots = _spot_checks(scored, min(first, len(scored)) // spot_every if spot_every > 0 else 0)
+    taken = set(spots)
+    by_doubt = sorted(range(len(scored)), key=lambda i: (scored[i].confidence, scored[i].path.name))
+    order = [i for i in by_doubt if i not in taken]
+    marked = [replace(scored[i], spot_check=True) for i in spots]
+    if len(order) <= 2:
+        return [*(scored[i] for i in order), *marked]
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True).clip(min=1e-6)
+    doubt = np.array([1.0 - r.confidence for r in scored]) + 1e-3
+    picked = [order[0]]
+    nearest = 1.0 - unit @ unit[order[0]]  # cosine distance to the closest picked photo
+    remaining = set(order[1:])
+    while remaining and len(picked) < first - len(spots):
+        candidates = np.array(sorted(remaining))
+        best = int(candidates[np.argmax(doubt[candidates] * nearest[candidates])])
+        picked.append(best)
+        remaining.discard(best)
+        nearest = np.minimum(nearest, 1.0 - unit @ unit[best])
+    rest = [i for i in order if i in remaining]
+    return [*(scored[i] for i in picked), *marked, *(scored[i] for i in rest)]
+
+
+def _spot_checks(scored: Sequence[Rescored], count: int) -> list[int]:
+    """``count`` photos sorted into a category, not reviewed, whose folder the re-score keeps:
+    a uniform random sample (an unbiased look at how often the sorted photos are right) that is
+    the same on every re-score, since it is drawn by content hash, so the queue does not
+    reshuffle after each correction."""
+    if count <= 0:
+        return []
+    pool = [i for i, r in enumerate(scored) if not r.reviewed and not r.changed and r.current not in NOT_SORTED]
+    pool.sort(key=lambda i: (scored[i].op.sha256, scored[i].path.name))
+    return pool[:count]
+
+
+def queue_key(
+    label: str,
+    *,
+    suggested: bool,
+    reviewed: bool,
+    reason: str | None,
+    rank: int,
+    confidence: float,
+    name: str,
+) -> tuple[object, ...]:
+    """Sort key of the review: photos whose re-scored folder changed first, then photos not yet
+    reviewed, ``_unsure`` (and ``_other``) before the categories, photos of none of the
+    categories in a group of their own after the other unsure ones,
+    then the re-score's review order (``rank``) and the least confident."""
+    return (not suggested, reviewed, reason == NONE_OF_THESE, label not in NOT_SORTED, rank, confidence, name)
+
+
+def interleave_spot_checks(ordered: Sequence[QueueItem], every: int = SPOT_EVERY) -> list[QueueItem]:
+    """Spread the spot checks of a sorted queue: one in every ``every`` of the photos not yet
+    reviewed, from the first page on; what is left of them goes before the reviewed photos."""
+    spots = [q for q in ordered if q.spot_check and not q.reviewed]
+    if not spots or every <= 0:
+        return list(ordered)
+    out: list[QueueItem] = []
+    for q in ordered:
+        if q.spot_check and not q.reviewed:
+            continue
+        if q.reviewed:
+            out.extend(spots)
+            spots = []
+        out.append(q)
+        if spots and not q.reviewed and len(out) % every == every - 1:
+            out.append(spots.pop(0))
+    out.extend(spots)
+    return out

@@ -1,0 +1,330 @@
+"""The sorting job: a generator of one event per photo, shared by the CLI and the GUI.
+
+Plan, then act: each photo is classified, its folder decided from the threshold, and only then
+copied (or moved). The consumer can stop between photos by closing the generator; the run is then
+journaled as cancelled and the same call later resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Generator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sorter.errors import DestinationError, UsageError, describe_os_error
+from sorter.files.corrections import Correction
+from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
+from sorter.files.fileops import (
+    Placed,
+    is_destination_fault,
+    name_all,
+    place_all,
+    planned_destination,
+    stage,
+    sweep_temporaries,
+)
+from sorter.files.images import Candidate, scan
+from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal
+from sorter.jobs.events import SortEvent, SortSummary, Status
+from sorter.jobs.policy import Choices, Policy
+from sorter.learn.recalibration import recalibrate, since_made
+from sorter.model.classifier import Classifier, top_k
+from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
+from sorter.usertypes import RunMode, RunStatus
+
+log = logging.getLogger(__name__)
+MAX_WRITES_IN_FLIGHT = 32
+FEATURE_FLUSH = 64
+COPY_THREADS = 4
+"""Copies written and synced at once; four keep the disk busy while the CPU decodes."""
+
+
+@dataclass
+class _Pending:
+    candidate: Candidate
+    probs: np.ndarray
+    labels: tuple[str, ...]
+    top: tuple[tuple[str, float], ...]
+    confidence: float
+    status: Status
+    future: Future[list[Placed]]
+    features: np.ndarray | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SortOptions:
+    """What to sort where.
+
+    Args:
+        source: folder of photos (searched recursively).
+        output: folder that receives ``<label>/`` sub-folders.
+        move: move instead of copy (originals are never touched otherwise).
+        threshold: confidence below which a photo goes to ``_unsure``, for every class; None uses
+            the model's calibrated per-class thresholds for ``precision``.
+        precision: the share of sorted photos that should be right (calibrated bundles).
+        other_folder: photos that fit none of the categories go to ``_other``, not ``_unsure``.
+        dry_run: decide everything, write nothing.
+        reviewed: the photos the user corrected or confirmed (the corrections store's latest
+            word on each); those reviewed since the model was made update its calibration.
+    """
+
+    source: Path
+    output: Path
+    move: bool = False
+    threshold: float | None = None
+    dry_run: bool = False
+    precision: float | None = None
+    other_folder: bool = False
+    reviewed: tuple[Correction, ...] = ()
+
+    @property
+    def choices(self) -> Choices:
+        """The decision choices, as the journal keeps them with the run."""
+        return Choices(self.threshold, self.precision, self.other_folder)
+
+
+def default_output(source: Path) -> Path:
+    """A sibling folder ``<source> (sorted)``: never inside the photos being sorted."""
+    source = source.resolve()
+    return source.with_name(f"{source.name} (sorted)")
+
+
+def _recalibrated(classifier: Classifier, policy: Policy, reviewed: tuple[Correction, ...]) -> tuple[Policy, int]:
+    """The policy recalibrated on the reviewed photos this model was not trained on, scored from
+    the copies the corrections store keeps (a photo no longer readable is left out)."""
+    recent = since_made(classifier.bundle, reviewed)
+    if not recent or classifier.config.calibration is None or policy.target is None:
+        return policy, 0
+    features = {
+        (p.item.sha256, CLEAN_VIEW): p.features
+        for p in classifier.classify(recent, lambda c: c.stored)
+        if p.features is not None
+    }
+    table, count = recalibrate(classifier.bundle, recent, features, classifier.bundle.memory, user_rows_in_memory=False)
+    return (policy.recalibrated(table), count) if table is not None else (policy, 0)
+
+
+def _check_folders(options: SortOptions) -> tuple[Path, Path]:
+    source = options.source.expanduser()
+    if not source.is_dir():
+        raise UsageError(f"The folder '{source}' does not exist or is not a folder.")
+    source = source.resolve()
+    output = options.output.expanduser().resolve()
+    if output == source:
+        raise UsageError("The output folder must differ from the folder being sorted.")
+    if source.is_relative_to(output) and not source.is_relative_to(output / UNSURE_FOLDER):
+        raise UsageError("The output folder cannot contain the folder being sorted.")
+    return source, output
+
+
+def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortEvent, None, SortSummary]:
+    """Sort ``options.source`` into ``options.output``, yielding one :class:`SortEvent` per photo.
+
+    Returns (as the generator's value) a :class:`SortSummary`.
+
+    Raises:
+        UsageError: the folders are unusable.
+        DestinationError: the output cannot be written (locked, read-only, disk full); photos
+            placed until then stay placed and journaled, and running again resumes.
+    """
+    source, output = _check_folders(options)
+    if options.threshold is not None and not 0.0 <= options.threshold <= 1.0:
+        raise UsageError("The confidence threshold must be between 0 and 1.")
+    if options.precision is not None and not 0.5 <= options.precision < 1.0:
+        raise UsageError("The precision must be at least 0.5 and below 1 (for example 0.95).")
+    policy = options.choices.policy(classifier.config)
+    summary = SortSummary(
+        run_id=None,
+        source=source,
+        output=output,
+        device=str(classifier.device),
+        model=classifier.name,
+        dry_run=options.dry_run,
+        backend=classifier.backend,
+    )
+    note = classifier.bundle.lacks_statistics
+    if note is not None:
+        summary.notes.append(note)
+        log.info("%s", note)  # the CLI and the GUI show the summary's notes once, at the end
+    if options.reviewed and options.threshold is None:
+        policy, calibrated_on = _recalibrated(classifier, policy, options.reviewed)
+        if calibrated_on:
+            summary.notes.append(
+                f"confidence recalibrated on {calibrated_on} photos you reviewed since this model was made"
+            )
+    started = time.perf_counter()
+    journal: Journal | None = None
+    if not options.dry_run:
+        journal = Journal.open(output)
+    elif (output / STATE_DIR).exists():
+        journal = Journal.open(output, create=False, lock=False)
+    run_status = RunStatus.CANCELLED
+    # Copies are written and synced in parallel under unique temporary names (syncing is mostly
+    # waiting on the disk); one writer thread, as in Picard, then gives each its final name in
+    # input order, so two copies never race for one name and collisions number deterministically.
+    # for one destination name.
+    writer = ThreadPoolExecutor(1, thread_name_prefix="sorter-write")
+    copier = ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="sorter-copy")
+    pending: deque[_Pending] = deque()
+    features: FeatureCache | None = None
+    unsaved: dict[tuple[str, int], np.ndarray] = {}
+
+    def keep_features(sha: str, vector: np.ndarray | None) -> None:
+        if features is None or vector is None:
+            return
+        unsaved[(sha, CLEAN_VIEW)] = vector
+        if len(unsaved) >= FEATURE_FLUSH:
+            features.put_many(classifier.feature_recipe, unsaved)
+            unsaved.clear()
+
+    index = 0
+
+    def event(c: Candidate, status: Status, **kw: Any) -> SortEvent:
+        """Number and count one photo's outcome."""
+        nonlocal index
+        index += 1
+        ev = SortEvent(index, summary.total, c.path, status, elapsed=time.perf_counter() - started, **kw)
+        summary.count(ev)
+        return ev
+
+    def finish(p: _Pending) -> SortEvent:
+        """Journal one photo once its copy has landed, and describe it."""
+        assert journal is not None and summary.run_id is not None
+        c = p.candidate
+        try:
+            placed = p.future.result()
+        except OSError as exc:
+            if is_destination_fault(exc, c.path):
+                raise DestinationError(
+                    f"Sorting stopped: {describe_os_error(exc)} "
+                    "Photos already sorted are safe; free space or fix the folder, then run again."
+                ) from exc
+            journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, [], failed=describe_os_error(exc))
+            return event(c, "failed", error=describe_os_error(exc))
+        ops = [
+            {
+                "destination": pl.destination,
+                "sha256": pl.sha256,
+                "size": pl.size,
+                "label": label,
+                "confidence": _label_prob(p.probs, classifier.classes, label),
+                "status": pl.outcome,
+            }
+            for label, pl in zip(p.labels, placed, strict=True)
+        ]
+        journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, ops)
+        if placed:
+            keep_features(placed[0].sha256, p.features)
+        duplicate = all(pl.outcome == "duplicate" for pl in placed)
+        return event(
+            c,
+            "skipped" if duplicate else p.status,
+            labels=p.labels,
+            confidence=p.confidence,
+            top=p.top,
+            destinations=tuple(pl.destination for pl in placed),
+            duplicate=duplicate,
+            reason=p.reason,
+        )
+
+    try:
+        candidates = list(scan(source, exclude=(output,)))
+        summary.total = len(candidates)
+        if journal is not None and not options.dry_run:
+            sweep_temporaries(output)
+            features = _open_features(output)
+            summary.run_id = journal.start_run(
+                source,
+                RunMode.MOVE if options.move else RunMode.COPY,
+                str(classifier.bundle.path),
+                str(classifier.device),
+                decision=options.choices.to_json(),
+            )
+
+        todo: list[Candidate] = []
+        for c in candidates:
+            if c.problem is not None:
+                yield event(c, "failed", error=c.problem)
+            elif journal is not None and journal.is_done(c.path, c.size, c.mtime_ns):
+                yield event(c, "skipped")
+            else:
+                todo.append(c)
+
+        for pred in classifier.classify(todo, lambda c: c.path):
+            c = pred.item
+            if pred.probs is None:
+                if journal is not None and summary.run_id is not None:
+                    journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, [], failed=pred.error)
+                yield event(c, "failed", error=pred.error)
+                continue
+            labels, reason = policy.decide(pred.probs, pred.fit)
+            top = tuple(top_k(pred.probs, classifier.classes))
+            confidence = float(pred.probs.max())
+            status: Status = "unsure" if labels in ((UNSURE_FOLDER,), (OTHER_FOLDER,)) else "sorted"
+            if options.dry_run:
+                planned = tuple(planned_destination(output / label, c.path.name) for label in labels)
+                yield event(
+                    c, "planned", labels=labels, confidence=confidence, top=top, destinations=planned, reason=reason
+                )
+                continue
+            assert journal is not None and summary.run_id is not None
+            if options.move:
+                future = writer.submit(place_all, c.path, output, labels, move=True)
+            else:
+                staged = [copier.submit(stage, c.path, output / label) for label in labels]
+                future = writer.submit(name_all, c.path, output, labels, staged)
+            pending.append(_Pending(c, pred.probs, labels, top, confidence, status, future, pred.features, reason))
+            while pending and (pending[0].future.done() or len(pending) >= MAX_WRITES_IN_FLIGHT):
+                yield finish(pending.popleft())
+        while pending:
+            yield finish(pending.popleft())
+        run_status = RunStatus.FINISHED
+    finally:
+        # Cancelled or failed: copies already in flight still land and are journaled, so a
+        # resumed run skips them; nothing is left half-written.
+        while pending:
+            try:
+                finish(pending.popleft())
+            except Exception:  # the first error is already propagating; journal what we can
+                continue
+        writer.shutdown(wait=True)
+        copier.shutdown(wait=True)
+        if features is not None:
+            if unsaved:
+                features.put_many(classifier.feature_recipe, unsaved)
+            features.close()
+        summary.seconds = time.perf_counter() - started
+        if journal is not None:
+            try:
+                if summary.run_id is not None:
+                    journal.finish_run(summary.run_id, run_status)
+            except DestinationError:
+                if run_status == RunStatus.FINISHED:
+                    raise  # every photo is placed, but the user must hear that the journal failed
+                # the user already has the one sentence that stopped the run; resuming does not need the mark
+                log.info("could not mark the interrupted run in the journal", exc_info=True)
+            finally:
+                journal.close()
+    return summary
+
+
+def _open_features(output: Path) -> FeatureCache | None:
+    """The run's feature store; without it sorting still works, only re-scoring is slower."""
+    try:
+        return FeatureCache.open(output / STATE_DIR / FEATURES_NAME)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("sorting without keeping features: %s", exc)
+        return None
+
+
+def _label_prob(probs: np.ndarray, classes: tuple[str, ...], label: str) -> float:
+    return float(probs[classes.index(label)]) if label in classes else float(probs.max())

@@ -1,0 +1,72 @@
+"""The review queue: doubt first, but not thirty look-alikes in a row, and a spot check of a
+confident photo every few."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sorter.files.journal import Op
+from sorter.jobs.rescore import Rescored
+from sorter.jobs.review_queue import in_queue_order, interleave_spot_checks, review_order, scored_item
+from sorter.names import UNSURE_FOLDER
+
+
+def _item(name: str, confidence: float, folder: str = "chair", sha: str = "0" * 64, reviewed: bool = False) -> Rescored:
+    path = Path("/out") / folder / name
+    op = Op(0, 1, Path("/src") / name, path, sha, 1, folder, confidence, "copied")
+    return Rescored(op, path, folder, folder, confidence, np.zeros(2), reviewed=reviewed)
+
+
+def test_look_alikes_do_not_fill_the_head_of_the_queue() -> None:
+    rng = np.random.default_rng(0)
+    base, other = rng.normal(size=64), rng.normal(size=64)
+    # five near-identical doubtful photos, then one different, slightly less doubtful photo
+    items = [_item(f"twin{i}.jpg", 0.40 + 0.01 * i) for i in range(5)] + [_item("other.jpg", 0.5)]
+    features = np.stack([base + 0.01 * rng.normal(size=64) for _ in range(5)] + [other])
+    order = [r.path.name for r in review_order(items, features, spot_every=0)]
+    assert order[0] == "twin0.jpg", "the most doubtful photo comes first"
+    assert order[1] == "other.jpg", "then the unlike one, before more of the same"
+    assert sorted(order) == sorted(r.path.name for r in items)
+
+
+def test_past_the_diverse_head_the_rest_is_least_confident_first() -> None:
+    items = [_item(f"p{i}.jpg", c) for i, c in enumerate((0.9, 0.3, 0.6, 0.5))]
+    features = np.eye(4)
+    order = review_order(items, features, first=1, spot_every=0)
+    assert [r.confidence for r in order] == [0.3, 0.5, 0.6, 0.9]
+
+
+def test_one_in_four_of_the_head_is_a_stable_random_spot_check_of_a_sorted_photo() -> None:
+    rng = np.random.default_rng(1)
+    shas = [f"{rng.integers(1 << 62):064x}" for _ in range(40)]
+    items = [_item(f"u{i}.jpg", 0.3 + 0.005 * i, UNSURE_FOLDER, shas[i]) for i in range(20)]
+    items += [_item(f"s{i}.jpg", 0.9 + 0.002 * i, "chair", shas[20 + i]) for i in range(18)]
+    items += [_item(f"r{i}.jpg", 0.99, "sofa", shas[38 + i], reviewed=True) for i in range(2)]
+    features = rng.normal(size=(40, 16))
+    order = review_order(items, features, first=20, spot_every=4)
+    spots = [r for r in order if r.spot_check]
+    assert len(spots) == 5 and len(order) == 40
+    assert all(r.current == "chair" and not r.reviewed for r in spots), "only sorted photos, never reviewed ones"
+    # a uniform sample by content, not the most confident: the same whatever order they come in
+    expected = sorted((r for r in items if r.current == "chair"), key=lambda r: r.op.sha256)[:5]
+    assert {r.path for r in spots} == {r.path for r in expected}
+    again = review_order(items[::-1], features[::-1], first=20, spot_every=4)
+    assert {r.path for r in again if r.spot_check} == {r.path for r in spots}
+
+    queue = interleave_spot_checks(in_queue_order([scored_item(r, rank) for rank, r in enumerate(order)]))
+    marks = [r.spot_check for r in queue]
+    assert marks[:8] == [False, False, False, True] * 2, "every fourth photo of the first page"
+    assert queue[0].label == UNSURE_FOLDER and queue[0].confidence == 0.3
+    assert [r.reviewed for r in queue[-2:]] == [True, True], "reviewed photos stay last"
+    assert sorted(r.path.name for r in queue) == sorted(r.path.name for r in items)
+
+
+def test_no_spot_checks_without_sorted_photos_and_leftovers_before_the_reviewed() -> None:
+    unsure = [_item(f"u{i}.jpg", 0.4, UNSURE_FOLDER) for i in range(8)]
+    assert not any(r.spot_check for r in review_order(unsure, np.eye(8)))
+    spot = [r for r in review_order([*unsure[:1], _item("s.jpg", 0.99)], np.eye(2), spot_every=2) if r.spot_check]
+    reviewed = _item("r.jpg", 0.99, reviewed=True)
+    items = [scored_item(r, rank) for rank, r in enumerate([unsure[0], *spot, reviewed])]
+    assert interleave_spot_checks(items, every=4) == items
