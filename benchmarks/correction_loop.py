@@ -52,7 +52,7 @@ from sorter.files.corrections import CorrectionStore, confirm, correct
 from sorter.files.journal import Journal
 from sorter.jobs.policy import NONE_OF_THESE, policy_for
 from sorter.jobs.rescore import rescore
-from sorter.jobs.review_queue import SPOT_EVERY, build_queue
+from sorter.jobs.review_queue import SPOT_EVERY, build_queue, photos_in_order
 from sorter.jobs.sorting import SortOptions, sort_folder
 from sorter.learn.datasets import LabelledData, Sample, load_data
 from sorter.model.bundle import load_bundle
@@ -156,7 +156,7 @@ def run_split(
             queue = build_queue(out, load_bundle(trained.path), store, spot_every=every)
         with Journal.open(out, create=False, lock=False) as journal:
             by_path = {op.destination: op for op in journal.live_ops()}
-        ops = [by_path[p] for item in queue.items for p in item.paths]
+        ops = [by_path[p] for p in photos_in_order(queue)]
         spots = round(n * spot)
         head = ops[: n - spots]
         tail = ops[n - spots :]

@@ -74,6 +74,12 @@ class ReviewQueue:
     """How many reviewed photos the model's head was adapted to in the re-score (0: not adapted)."""
 
 
+def photos_in_order(queue: ReviewQueue) -> list[Path]:
+    """Every photo in the order a user meets them: each entry, then its near-duplicates (the
+    correction-loop benchmark's simulated user reviews them in this order)."""
+    return [path for item in queue.items for path in item.paths]
+
+
 def build_queue(
     output: Path,
     bundle: Bundle | None = None,

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 
 from sorter.files.corrections import CONFIRMATION, CORRECTION, CorrectionStore
 from sorter.gui.review_dialog import ReviewDialog
+from sorter.jobs.review_queue import build_queue, photos_in_order
 from sorter.names import UNSURE_FOLDER
 from tests.gui.conftest import sort_and_review
 
@@ -65,6 +66,15 @@ def test_with_a_replay_the_head_adapts_and_the_review_says_so(
     out = tmp_path / "sorted"
     dialog: ReviewDialog = sort_and_review(qtbot, window, photo_folder, out)
     assert dialog.adapted_on == 0 and "adapted" not in dialog.status.text()
+    # the dialog shows the very queue the correction-loop benchmark's simulated user reviews
+    assert dialog.classifier is not None
+    with CorrectionStore(dialog.corrections_db) as store:
+        queue = build_queue(out, dialog.classifier.bundle, store)
+    shown = [
+        Path(p) for r in range(dialog.grid.count()) for p in dialog.grid.item(r).data(Qt.ItemDataRole.UserRole + 1)
+    ]
+    assert shown == photos_in_order(queue) and len(shown) == 21
+    assert any(i.spot_check for i in queue.items) and any(i.rank < len(shown) for i in queue.items)
     # the user confirms a chair that is one (a mislabelling would be refused if it cost the
     # model's validation photos more than a point: test_adapt.py)
     photo = next(i for i in dialog.items if i.label == "chair" and "chair" in i.path.name).path
