@@ -328,6 +328,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             device=str(resolve_device(args.device)),
             progress=train_progress(not args.json),
             feature_cache=feature_cache(),
+            from_photos=args.from_photos,
         )
     if args.json:
         print_json(result.to_json())
@@ -339,8 +340,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         )
         if result.training_data == "replay":
             print(
-                "The original training photos are not here: trained on the features the old model keeps of them, "
-                "and on your photos."
+                "Trained on the features the old model keeps of its training photos, and on your photos "
+                "(--from-photos reads the photos again)."
             )
         print(f"Validation photos ({same}): old {result.old_valid_accuracy:.1%} -> new {result.new_valid_accuracy:.1%}")
         print(

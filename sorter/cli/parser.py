@@ -125,7 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("retrain", help="train a new version of a model with your corrections")
     p.add_argument("model")
     p.add_argument("--out", required=True, help="the new bundle (the old one is kept)")
-    p.add_argument("--data", nargs="+", help="original training data, if it moved since training")
+    p.add_argument("--data", nargs="+", help="original training data, if it moved since training (read as photos)")
+    p.add_argument(
+        "--from-photos",
+        action="store_true",
+        help="train on the original photos again instead of the features the model keeps of them (slower)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_retrain)

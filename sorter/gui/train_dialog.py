@@ -194,7 +194,7 @@ class TrainDialog(QDialog):
                 f"{r['validation_accuracy']['new']:.1%}. Corrected photos: old {r['corrected_accuracy']['old']:.1%} "
                 f"→ new {r['corrected_accuracy']['new']:.1%}."
                 + (
-                    " Trained on the features the model keeps of its training photos, which are not on this computer."
+                    " Trained in seconds on the features the model keeps of its training photos."
                     if r.get("training_data") == "replay"
                     else ""
                 )

@@ -86,19 +86,26 @@ def retrain(
     progress: ProgressFn | None = None,
     settings: TrainSettings | None = None,
     feature_cache: Path | None = None,
+    from_photos: bool = False,
 ) -> RetrainResult:
     """A new bundle from the old one's training data plus the user's corrected and confirmed
     photos: they are oversampled to a fixed share of each epoch and kept as its exemplar memory.
 
+    The old training data comes from the features the bundle keeps of it (its replay), so only
+    the user's photos go through the network and a retrain takes seconds; the photos themselves
+    are read only when asked (``from_photos``, or ``data`` given) or when the bundle keeps no
+    replay.
+
     Args:
         feature_cache: features of unchanged photos are read from (and added to) this cache.
+        from_photos: train on the original photos again (slow without their cached features).
     """
     old = load_bundle(model_path)
     facts = dict(old.config.training)
     seed = int(facts.get("seed", 42))
     replay = None
     if data is None:
-        data, replay = _original_data(old, str(facts.get("data", "")))
+        data, replay = _original_data(old, str(facts.get("data", "")), from_photos=from_photos)
     source = "photos" if replay is None else "replay"
     valid_pct = float(facts.get("valid_pct", 0.2))
     train_idx, valid_idx = split(data, valid_pct, seed)
@@ -193,15 +200,12 @@ def retrain(
     )
 
 
-def _original_data(old: Bundle, origin: str) -> tuple[LabelledData, Replay | None]:
-    """The photos the old model was trained on, or, when they are not at hand, the features its
-    bundle keeps of them (returned too); neither: the one sentence of :func:`load_origin`."""
-    try:
+def _original_data(old: Bundle, origin: str, *, from_photos: bool = False) -> tuple[LabelledData, Replay | None]:
+    """The features the old bundle keeps of its training photos (returned too), or the photos
+    themselves when asked or when it keeps none; neither: the one sentence of :func:`load_origin`."""
+    replay = None if from_photos else old.read_replay()
+    if replay is None:
         return load_origin(origin), None
-    except UsageError:
-        replay = old.read_replay()
-        if replay is None:
-            raise
     classes = old.config.classes
     samples = tuple(
         Sample(

@@ -91,6 +91,24 @@ def test_retrain_where_the_training_photos_are_not(tiny_model: Any, tables: Path
     assert (probs.argmax(1) == new.config.classes.index("table")).sum() >= 4
 
 
+def test_a_retrain_uses_the_replay_even_where_the_photos_are_and_reads_them_only_when_asked(
+    tiny_model: Any, tables: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    events: list[Any] = []
+    drive(sort_folder(SortOptions(tables, out, threshold=0.0), Classifier.load(tiny_model.path, "cpu")), events.append)
+    with CorrectionStore(tmp_path / "store" / "corrections.sqlite") as store:
+        for e in events[:10]:
+            correct(out, e.destinations[0], "table", store)
+        quick = retrain(tiny_model.path, tmp_path / "quick.safetensors", store, feature_cache=tmp_path / "f.sqlite")
+        slow = retrain(
+            tiny_model.path, tmp_path / "slow.safetensors", store, feature_cache=tmp_path / "f.sqlite", from_photos=True
+        )
+    assert quick.training_data == "replay" and slow.training_data == "photos"
+    assert quick.same_validation and slow.same_validation
+    assert quick.new_classes == slow.new_classes == ["table"]
+
+
 def test_without_replay_or_photos_the_retrain_says_so(tiny_model: Any, tmp_path: Path) -> None:
     def drop_replay(cfg: dict[str, Any]) -> None:
         _elsewhere(cfg)
