@@ -307,6 +307,12 @@ class MainWindow(QMainWindow):
         self.status.setWordWrap(True)
         for b in (self.open_button, self.review_button, self.undo_button):
             b.setEnabled(True)
+        shifted = bool(summary.shift and summary.shift.get("shifted"))
+        # photos unlike the model's: the review is the next step, so it is offered at once
+        self.review_button.setText("Review 20 of them now…" if shifted else "Review…")
+        self.review_button.setDefault(shifted)
+        if shifted:
+            self.review_button.setFocus()
         self.run_finished.emit(summary)
 
     def _on_error(self, exc: BaseException) -> None:

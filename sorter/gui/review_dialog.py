@@ -39,7 +39,7 @@ from sorter.gui.actions import ActionRegistry, ActionSpec
 from sorter.gui.preview import PreviewPane
 from sorter.gui.thumbnails import ThumbnailCache
 from sorter.gui.worker import FunctionWorker, WorkerSet
-from sorter.jobs.review_queue import SPOT_EVERY, QueueItem, build_queue
+from sorter.jobs.review_queue import SPOT_EVERY, QueueItem, build_queue, unlike_note
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ class ReviewDialog(QDialog):
         output, db = self.output, self.corrections_db
         bundle = self.classifier.bundle if self.classifier is not None else None
 
-        def read() -> tuple[list[QueueItem], list[str], int]:
+        def read() -> tuple[list[QueueItem], list[str], int, str]:
             folders = sorted(
                 p.name
                 for p in output.iterdir()
@@ -203,15 +203,15 @@ class ReviewDialog(QDialog):
             else:
                 with CorrectionStore(db) as store:
                     queue = build_queue(output, bundle, store)
-            return queue.items, folders, queue.adapted_on
+            return queue.items, folders, queue.adapted_on, unlike_note(queue)
 
         worker = FunctionWorker(read)
         worker.signals.returned.connect(self._populate)
         worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
         self.workers.start(worker, self.pool)
 
-    def _populate(self, result: tuple[list[QueueItem], list[str], int]) -> None:
-        self.items, self.folders, self.adapted_on = result
+    def _populate(self, result: tuple[list[QueueItem], list[str], int, str]) -> None:
+        self.items, self.folders, self.adapted_on, unlike = result
         row_before = max(self.grid.currentRow(), 0)
         self.grid.clear()
         for item in self.items:
@@ -250,7 +250,7 @@ class ReviewDialog(QDialog):
             suggested += f", the model adapted to your {self.adapted_on} reviewed photos"
         spots = sum(1 for i in self.items if i.spot_check and not i.reviewed)
         spot_text = f", with a confident one every {SPOT_EVERY}th as a spot check (C if right)" if spots else ""
-        self.status.setText(f"{total} photos{grouped}{suggested}; then the least confident{spot_text}.")
+        self.status.setText(f"{unlike}{total} photos{grouped}{suggested}; then the least confident{spot_text}.")
         self.loaded.emit()
 
     def _rebuild_label_buttons(self) -> None:

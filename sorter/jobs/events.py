@@ -57,6 +57,9 @@ class SortSummary:
     not_sorted: list[tuple[Path, str]] = field(default_factory=list)
     """Photos left out of the categories, with the reason."""
     notes: list[str] = field(default_factory=list)
+    shift: dict[str, object] | None = None
+    """How the folder compares with the training photos (:mod:`sorter.learn.shift`); None when
+    the model keeps no features of them."""
 
     @property
     def classified(self) -> int:
@@ -104,6 +107,7 @@ class SortSummary:
             "failures": [{"path": str(p), "reason": r} for p, r in self.failures],
             "not_sorted": [{"path": str(p), "reason": r} for p, r in self.not_sorted],
             "notes": list(self.notes),
+            "shift": self.shift,
         }
 
 

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from sorter.learn import shift
+from sorter.learn.shift import SHIFT_TYPICAL, UNLIKE_REASON
 from sorter.model.calibration import DEFAULT_PRECISION, Calibration
 from sorter.model.config import BundleConfig
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
@@ -73,6 +75,8 @@ class Policy:
             bundle has no such statistics.
         other_folder: where those photos go (``_unsure`` or ``_other``).
         target: the precision the thresholds were calibrated for; None when they are fixed.
+        typical_threshold: in a folder unlike the training photos, the typicality below which a
+            photo is held back in ``_unsure`` (see :mod:`sorter.learn.shift`); None elsewhere.
     """
 
     classes: tuple[str, ...]
@@ -81,6 +85,18 @@ class Policy:
     fit_threshold: float | None = None
     other_folder: str = UNSURE_FOLDER
     target: float | None = None
+    typical_threshold: float | None = None
+
+    def under_shift(self, shifted: bool, reviewed: int = 0) -> Policy:
+        """The policy for a folder unlike the training photos (``shifted``, see
+        :mod:`sorter.learn.shift`): there a calibrated precision cannot be promised for atypical
+        photos, so they are held back, until ``reviewed`` photos of the folder reach
+        :data:`~sorter.learn.shift.RELEASE_AFTER`. A fixed threshold is the user's own call."""
+        if not shifted or self.target is None or self.multi_label:
+            return self
+        if shift.RELEASE_AFTER is not None and reviewed >= shift.RELEASE_AFTER:
+            return self
+        return replace(self, typical_threshold=SHIFT_TYPICAL)
 
     def recalibrated(self, calibration: Calibration) -> Policy:
         """The same choices with thresholds from ``calibration`` (updated by the user's reviews);
@@ -89,10 +105,16 @@ class Policy:
             return self
         return replace(self, thresholds=calibration.thresholds(self.target))
 
-    def decide(self, probs: np.ndarray, fit: float = 1.0) -> tuple[tuple[str, ...], str | None]:
+    def decide(self, probs: np.ndarray, fit: float = 1.0, typical: float = 1.0) -> tuple[tuple[str, ...], str | None]:
         """The folder(s) for one photo and, when it is not sorted, why."""
         if self.fit_threshold is not None and fit < self.fit_threshold:
             return (self.other_folder,), NONE_OF_THESE
+        if (
+            self.typical_threshold is not None
+            and typical < self.typical_threshold
+            and float(probs.max()) < shift.ATYPICAL_FLOOR
+        ):
+            return (UNSURE_FOLDER,), UNLIKE_REASON
         if self.multi_label:
             chosen = tuple(self.classes[i] for i in np.flatnonzero(probs >= self.thresholds))
             return (chosen, None) if chosen else ((UNSURE_FOLDER,), "no category is likely enough")

@@ -21,9 +21,12 @@ from sorter.files.corrections import Correction, CorrectionStore
 from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal, Op
 from sorter.jobs.policy import Choices, Policy
+from sorter.learn import shift as shifts
 from sorter.learn.adapt import AdaptedHead, adapt_head
 from sorter.learn.recalibration import recalibrate
+from sorter.learn.shift import FolderShift, TypicalityIndex, folder_shift
 from sorter.model.bundle import Bundle
+from sorter.model.calibration import PRIOR_PHOTOS
 from sorter.model.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory
 from sorter.model.replay import Replay
 from sorter.model.scoring import score
@@ -45,6 +48,10 @@ class Rescored:
     reason: str | None = None
     spot_check: bool = False
     """Shown among the doubtful photos to check that confident answers are right."""
+    fit: float = 1.0
+    """How well it fits any category (see :mod:`sorter.learn.ood`)."""
+    typical: float = 1.0
+    """How typical of the training (and reviewed) photos it is (see :mod:`sorter.learn.shift`)."""
 
     @property
     def changed(self) -> bool:
@@ -88,6 +95,8 @@ class Rescoring:
     adapted: AdaptedHead | None = None
     """The head refitted to the reviewed photos that scored them (see :mod:`sorter.learn.adapt`),
     if the bundle has a feature replay and the refit kept its validation accuracy."""
+    shift: FolderShift | None = None
+    """How the folder compares with the training photos (None: the bundle keeps none of them)."""
 
 
 def rescore(
@@ -122,21 +131,29 @@ def rescore(
         extra = cache.get_many(recipe, [(c.sha256, CLEAN_VIEW) for c in labelled])
     user = _labelled_features(labelled, extra)
     memory = with_user_memory(bundle, user)
-    calibrated_on = 0
-    if policy.target is not None:
-        table, calibrated_on = recalibrate(bundle, labelled, extra, memory)
-        if table is not None:
-            policy = policy.recalibrated(table)
-    head = adapted_head(bundle, user) if adapt else None
     known = [op for op in ops if (op.sha256, CLEAN_VIEW) in found]
     missing = len(ops) - len(known)
     if not known:
-        return Rescoring([], empty, missing, policy, calibrated_on, head)
+        return Rescoring([], empty, missing, policy, 0, adapted_head(bundle, user) if adapt else None)
     feats = np.stack([found[(op.sha256, CLEAN_VIEW)] for op in known])
-    scored = score(bundle, feats, memory, head)
+    scored = score(bundle, feats, memory)
+    shift, typical = _shift(bundle, feats, scored.probs.argmax(axis=1), user)
+    shifted = shift is not None and shift.shifted
+    # in a folder unlike the training photos a handful of reviews bends the head the wrong way
+    head = adapted_head(bundle, user) if adapt and (not shifted or len(user) >= shifts.ADAPT_AFTER) else None
+    if head is not None:
+        scored = score(bundle, feats, memory, head)
+        typical = _shift(bundle, feats, scored.probs.argmax(axis=1), user)[1]
+    calibrated_on = 0
+    if policy.target is not None:
+        prior = shifts.SHIFT_PRIOR if shifted else PRIOR_PHOTOS
+        table, calibrated_on = recalibrate(bundle, labelled, extra, memory, prior=prior)
+        if table is not None:
+            policy = policy.recalibrated(table)
+    policy = policy.under_shift(shifted, len(user))
     out = []
-    for op, row, fit in zip(known, scored.probs, scored.fit, strict=True):
-        labels, reason = policy.decide(row, float(fit))
+    for op, row, fit, typ in zip(known, scored.probs, scored.fit, typical, strict=True):
+        labels, reason = policy.decide(row, float(fit), float(typ))
         label = labels[0]
         out.append(
             Rescored(
@@ -148,9 +165,33 @@ def rescore(
                 probs=row,
                 reviewed=op.sha256 in reviewed_shas or op.destination in reviewed_paths,
                 reason=reason,
+                fit=float(fit),
+                typical=float(typ),
             )
         )
-    return Rescoring(out, feats, missing, policy, calibrated_on, head)
+    return Rescoring(out, feats, missing, policy, calibrated_on, head, shift)
+
+
+def _shift(
+    bundle: Bundle, feats: np.ndarray, predicted: np.ndarray, user: Sequence[tuple[np.ndarray, str]]
+) -> tuple[FolderShift | None, np.ndarray]:
+    """Whether the folder is unlike the training photos (measured against them alone), and each
+    photo's typicality against the training photos *and* the user's reviewed ones: a photo like
+    those the user has labelled is no longer new to the model."""
+    replay = _replay(bundle) if not bundle.config.multi_label else None
+    index = TypicalityIndex.from_replay(replay) if replay is not None else None
+    if replay is None or index is None:
+        return None, np.ones(len(feats), dtype=np.float32)
+    shift = folder_shift(index.typicality(feats, predicted))
+    index_of = {c: i for i, c in enumerate(bundle.config.classes)}
+    taught = (
+        TypicalityIndex.from_replay(
+            replay, np.stack([f for f, _ in user]), np.array([index_of.get(label, -1) for _, label in user])
+        )
+        if user
+        else index
+    )
+    return shift, (taught or index).typicality(feats, predicted)
 
 
 def sorted_with(journal: Journal) -> Choices:

@@ -17,6 +17,7 @@ from sorter.files.fileops import place
 from sorter.files.journal import Journal, Op
 from sorter.jobs.policy import Policy
 from sorter.jobs.rescore import rescore
+from sorter.learn.shift import UNLIKE_REASON
 from sorter.model.bundle import Bundle
 from sorter.usertypes import RunMode, RunStatus
 
@@ -51,6 +52,8 @@ class ResortReport:
     calibrated_on: int = 0
     adapted_on: int = 0
     """How many reviewed photos the head was refitted to (0: the bundle's head decided)."""
+    shift: dict[str, object] | None = None
+    """How the folder compares with the training photos, and how many photos stay held back."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class ResortReport:
             "thresholds": self.thresholds,
             "calibrated_on_reviewed": self.calibrated_on,
             "head_adapted_on_reviewed": self.adapted_on,
+            "shift": self.shift,
             "moved": [{"from": str(a), "to": str(b)} for a, b in self.moved],
             "unchanged": self.unchanged,
             "reviewed_kept": self.reviewed,
@@ -82,6 +86,9 @@ def resort(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy 
         calibrated_on=found.calibrated_on,
         adapted_on=found.adapted.user_rows if found.adapted is not None else 0,
     )
+    if found.shift is not None:
+        held_back = sum(1 for r in found.photos if r.reason == UNLIKE_REASON and not r.reviewed)
+        report.shift = found.shift.to_json(held_back)
     todo = []
     for r in found.photos:
         if r.reviewed:

@@ -25,6 +25,7 @@ from sorter.files.images import NEAR_DUPLICATE_BITS, dhash
 from sorter.files.journal import Journal
 from sorter.jobs.policy import NONE_OF_THESE
 from sorter.jobs.rescore import Rescored, rescore
+from sorter.learn.shift import UNLIKE_REASON, FolderShift
 from sorter.model.bundle import Bundle
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
 
@@ -72,6 +73,19 @@ class ReviewQueue:
     items: list[QueueItem]
     adapted_on: int = 0
     """How many reviewed photos the model's head was adapted to in the re-score (0: not adapted)."""
+    shift: FolderShift | None = None
+    """How the folder compares with the model's training photos (None: not known)."""
+
+
+def unlike_note(queue: ReviewQueue) -> str:
+    """A sentence for the review, when the folder is unlike the model's training photos."""
+    if queue.shift is None or not queue.shift.shifted:
+        return ""
+    held = sum(len(i.paths) for i in queue.items if i.reason == UNLIKE_REASON)
+    return (
+        f"These photos look unlike the model's own ({queue.shift.share:.0%} of them); {held} are held back in "
+        "_unsure until your reviews teach it, then Re-sort the rest. "
+    )
 
 
 def photos_in_order(queue: ReviewQueue) -> list[Path]:
@@ -94,6 +108,7 @@ def build_queue(
     the corrections store the photos are re-scored from their cached features (with the run's
     own policy). Reads files: the GUI calls it off its thread."""
     adapted_on = 0
+    shift = None
     with Journal.open(output, create=False, lock=False) as journal:
         seen: dict[Path, QueueItem] = {}
         for op in journal.live_ops():
@@ -102,11 +117,12 @@ def build_queue(
     if bundle is not None and store is not None and not bundle.config.multi_label:
         found = rescore(output, bundle, store)
         adapted_on = found.adapted.user_rows if found.adapted is not None else 0
+        shift = found.shift
         for rank, r in enumerate(review_order(found.photos, found.features, spot_every=spot_every)):
             if r.path in seen:
                 seen[r.path] = scored_item(r, rank)
     ordered = in_queue_order(list(seen.values()))
-    return ReviewQueue(interleave_spot_checks(group_near_duplicates(ordered), spot_every), adapted_on)
+    return ReviewQueue(interleave_spot_checks(group_near_duplicates(ordered), spot_every), adapted_on, shift)
 
 
 def scored_item(r: Rescored, rank: int) -> QueueItem:

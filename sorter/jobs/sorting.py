@@ -36,6 +36,7 @@ from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal
 from sorter.jobs.events import SortEvent, SortSummary, Status
 from sorter.jobs.policy import Choices, Policy
 from sorter.learn.recalibration import recalibrate, since_made
+from sorter.learn.shift import UNLIKE_REASON, ShiftWatch, TypicalityIndex
 from sorter.model.classifier import Classifier, top_k
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
 from sorter.usertypes import RunMode, RunStatus
@@ -111,6 +112,26 @@ def _recalibrated(classifier: Classifier, policy: Policy, reviewed: tuple[Correc
     }
     table, count = recalibrate(classifier.bundle, recent, features, classifier.bundle.memory, user_rows_in_memory=False)
     return (policy.recalibrated(table), count) if table is not None else (policy, 0)
+
+
+def _typicality_index(classifier: Classifier) -> TypicalityIndex | None:
+    """From the bundle's feature replay; a bundle without one (the general model, whose photos
+    are not at hand) cannot tell a shifted folder, and says what it lacks in its own note."""
+    if classifier.config.multi_label:
+        return None
+    replay = classifier.bundle.read_replay()
+    return TypicalityIndex.from_replay(replay) if replay is not None else None
+
+
+def _report_shift(summary: SortSummary, watch: ShiftWatch) -> None:
+    watch.finish()
+    shift = watch.shift
+    if shift is None:
+        return
+    held_back = sum(1 for _, reason in summary.not_sorted if reason == UNLIKE_REASON)
+    summary.shift = shift.to_json(held_back)
+    if watch.shifted or held_back:
+        summary.notes.append(shift.sentence(held_back))
 
 
 def _check_folders(options: SortOptions) -> tuple[Path, Path]:
@@ -259,14 +280,15 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             else:
                 todo.append(c)
 
-        for pred in classifier.classify(todo, lambda c: c.path):
+        watch = ShiftWatch(_typicality_index(classifier))
+        for pred, typical in watch.stream(classifier.classify(todo, lambda c: c.path)):
             c = pred.item
             if pred.probs is None:
                 if journal is not None and summary.run_id is not None:
                     journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, [], failed=pred.error)
                 yield event(c, "failed", error=pred.error)
                 continue
-            labels, reason = policy.decide(pred.probs, pred.fit)
+            labels, reason = policy.under_shift(watch.shifted).decide(pred.probs, pred.fit, typical)
             top = tuple(top_k(pred.probs, classifier.classes))
             confidence = float(pred.probs.max())
             status: Status = "unsure" if labels in ((UNSURE_FOLDER,), (OTHER_FOLDER,)) else "sorted"
@@ -287,6 +309,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
                 yield finish(pending.popleft())
         while pending:
             yield finish(pending.popleft())
+        _report_shift(summary, watch)
         run_status = RunStatus.FINISHED
     finally:
         # Cancelled or failed: copies already in flight still land and are journaled, so a

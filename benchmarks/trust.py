@@ -1,0 +1,319 @@
+"""Can the folders be believed on photos unlike the training photos? Prints one table.
+
+For each pair, a model is trained on one source (or the shipped one is used) and sorts a folder,
+as a user would, through ``sort_folder`` at the default setting ("sort only when at least 95 %
+sure"). Then a simulated user reviews the photos in the review dialog's own order
+(``build_queue``; wrong ones corrected, right ones confirmed), 10, then 30, then 60 of them, and
+``resort`` re-sorts the rest after each step. Measured on the photos *not* reviewed: the share
+sorted into a category folder (coverage), the share of those that are right (precision), and
+top-1 accuracy of the re-scored probabilities. Then a retrain from the bundle's replay on a fresh
+data folder (nothing cached), timed.
+
+Pairs:
+
+* ``pacs-art``: trained on 80 % of ``pacs_photo`` (7 classes), sorts the 1,050 ``pacs_art``
+  paintings (shifted);
+* ``pacs-photo``: the same model sorts the other 20 % of ``pacs_photo`` (in-source control);
+* ``product-scene``: trained on furniture product shots (white background), sorts room scenes
+  of the same three classes (shifted);
+* ``furniture-valid``: the shipped furniture model's own validation photos, scored from the
+  features its bundle keeps (in-source control of the shipped model, at its 97 % open-set target).
+
+Run: ``python benchmarks/trust.py [--pairs pacs-art,pacs-photo,product-scene,furniture-valid]
+[--n 10,30,60] [--work DIR] [--plot docs/trust.png]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.correction_loop import BCS, EXTRA, F7, samples, white_background  # noqa: E402
+from sorter.files.corrections import CorrectionStore, confirm, correct  # noqa: E402
+from sorter.files.journal import Journal  # noqa: E402
+from sorter.jobs.events import drive  # noqa: E402
+from sorter.jobs.policy import policy_for  # noqa: E402
+from sorter.jobs.rescore import Rescored, Rescoring, rescore  # noqa: E402
+from sorter.jobs.resort import resort  # noqa: E402
+from sorter.jobs.review_queue import build_queue, photos_in_order  # noqa: E402
+from sorter.jobs.sorting import SortOptions, sort_folder  # noqa: E402
+from sorter.learn import shift as shifts  # noqa: E402
+from sorter.learn.datasets import LabelledData, Sample, load_data  # noqa: E402
+from sorter.learn.shift import TypicalityIndex, folder_shift  # noqa: E402
+from sorter.model.bundle import load_bundle  # noqa: E402
+from sorter.model.classifier import Classifier  # noqa: E402
+from sorter.model.scoring import score  # noqa: E402
+from sorter.names import OTHER_FOLDER, UNSURE_FOLDER  # noqa: E402
+from sorter.train.recipe import TrainSettings  # noqa: E402
+from sorter.train.retrain import retrain  # noqa: E402
+from sorter.train.train import fit_and_export  # noqa: E402
+
+DATASETS = ROOT.parent / "shared" / "datasets"
+NOT_SORTED = (UNSURE_FOLDER, OTHER_FOLDER)
+
+
+@dataclass
+class Row:
+    pair: str
+    n: int
+    photos: int
+    shifted: bool | None
+    atypical: float
+    coverage: float
+    precision: float
+    accuracy: float
+    plain: tuple[float, float] = (float("nan"), float("nan"))
+    """Coverage and precision of the same re-score without holding back atypical photos."""
+    retrain_s: float = float("nan")
+    notes: list[str] = field(default_factory=list)
+
+
+def split_source(data: LabelledData, held_share: float, seed: int = 3) -> tuple[list[Sample], list[Sample]]:
+    """Per class, ``held_share`` of the photos held out of training (an in-source folder)."""
+    rng = random.Random(seed)
+    by: dict[str, list[Sample]] = {}
+    for s in data.samples:
+        by.setdefault(s.labels[0], []).append(s)
+    train, held = [], []
+    for _, group in sorted(by.items()):
+        group = sorted(group, key=lambda s: s.path.name)
+        rng.shuffle(group)
+        k = int(len(group) * held_share)
+        held += group[:k]
+        train += group[k:]
+    return train, held
+
+
+def train_model(name: str, train: list[Sample], work: Path) -> Path:
+    out = work / f"{name}.safetensors"
+    if out.exists():
+        return out
+    classes = tuple(sorted({s.labels[0] for s in train}))
+    data = LabelledData(tuple(train), classes, False, f"folder:{work / 'not-here'}")
+    started = time.perf_counter()
+    fit_and_export(data, out, TrainSettings(), feature_cache=work / "train-features.sqlite")
+    print(f"[{name}] trained on {len(train)} photos in {time.perf_counter() - started:.0f} s", flush=True)
+    return out
+
+
+def user_folder(samples_: Sequence[Sample], folder: Path) -> dict[str, str]:
+    """Copies the photos under neutral names; returns name → true label."""
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    for i, s in enumerate(samples_):
+        name = f"{i:05d}{s.path.suffix.lower()}"
+        shutil.copy2(s.path, folder / name)
+        truth[name] = s.labels[0]
+    return truth
+
+
+def measure(out: Path, truth: dict[str, str], reviewed: set[str], accuracy: float) -> tuple[float, float, float]:
+    """Coverage and precision of the folders, over the photos not reviewed, as they lie now."""
+    with Journal.open(out, create=False, lock=False) as journal:
+        where = {op.source.name: op.destination.parent.name for op in journal.live_ops() if op.destination.exists()}
+    rest = [name for name in where if name not in reviewed]
+    placed = [name for name in rest if where[name] not in NOT_SORTED]
+    right = sum(where[name] == truth[name] for name in placed)
+    return len(placed) / max(1, len(rest)), right / max(1, len(placed)), accuracy
+
+
+def run_pair(pair: str, model: Path, photos: Sequence[Sample], ns: list[int], work: Path) -> list[Row]:
+    src, out = work / f"{pair}-photos", work / f"{pair}-sorted"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    truth = user_folder(photos, src)
+    bundle = load_bundle(model)
+    summary = drive(sort_folder(SortOptions(src, out), Classifier(bundle, torch.device("cpu"))), lambda e: None)
+    shift = summary.shift or {}
+    store_path = work / f"{pair}-corrections.sqlite"
+    store_path.unlink(missing_ok=True)
+    rows = []
+    reviewed: set[str] = set()
+    with CorrectionStore(store_path) as store:
+        found = rescore(out, bundle, store)
+        acc = _accuracy(found.photos, bundle.config.classes, truth, reviewed)
+        shifted = bool(shift["shifted"]) if "shifted" in shift else None
+        atypical = float(shift["atypical_share"]) if "atypical_share" in shift else float("nan")  # type: ignore[arg-type]
+        rows.append(Row(pair, 0, len(truth), shifted, atypical, *measure(out, truth, reviewed, acc)))
+        rows[-1].plain = _plain(found, truth, reviewed)
+        print(f"[{pair}] cold: {rows[-1]}", flush=True)
+        for n in ns:
+            queue = photos_in_order(build_queue(out, bundle, store))
+            with Journal.open(out, create=False, lock=False) as journal:
+                source_of = {op.destination: op.source.name for op in journal.live_ops()}
+            for path in queue:
+                if len(reviewed) >= n:
+                    break
+                name = source_of[path]
+                if name in reviewed:
+                    continue
+                reviewed.add(name)
+                if path.parent.name != truth[name]:
+                    correct(out, path, truth[name], store)
+                else:
+                    confirm(out, path, store)
+            report = resort(out, bundle, store)
+            found = rescore(out, bundle, store)
+            acc = _accuracy(found.photos, bundle.config.classes, truth, reviewed)
+            shifted = found.shift.shifted if found.shift is not None else None
+            atypical = found.shift.share if found.shift is not None else float("nan")
+            row = Row(pair, n, len(truth), shifted, atypical, *measure(out, truth, reviewed, acc))
+            row.plain = _plain(found, truth, reviewed)
+            row.notes.append(f"moved {len(report.moved)}")
+            rows.append(row)
+            print(f"[{pair}] N={n}: {row}", flush=True)
+        with tempfile.TemporaryDirectory(prefix="sorter-trust-retrain-") as tmp:
+            started = time.perf_counter()
+            result = retrain(model, Path(tmp) / "new.safetensors", store, feature_cache=Path(tmp) / "f.sqlite")
+            rows[-1].retrain_s = time.perf_counter() - started
+            rows[-1].notes.append(f"retrain from {result.training_data}")
+    return rows
+
+
+def _plain(found: Rescoring, truth: dict[str, str], reviewed: set[str]) -> tuple[float, float]:
+    """What the same re-score would sort without holding back photos unlike the training ones."""
+    policy = replace(found.policy, typical_threshold=None)
+    rest = [r for r in found.photos if r.op.source.name not in reviewed]
+    chosen = [(policy.decide(r.probs, r.fit)[0][0], truth[r.op.source.name]) for r in rest]
+    placed = [(c, t) for c, t in chosen if c not in NOT_SORTED]
+    return len(placed) / max(1, len(rest)), sum(c == t for c, t in placed) / max(1, len(placed))
+
+
+def _accuracy(photos: Sequence[Rescored], classes: tuple[str, ...], truth: dict[str, str], reviewed: set[str]) -> float:
+    """Top-1 of the re-scored probabilities over the photos not reviewed (thresholds aside)."""
+    rest = [r for r in photos if r.op.source.name not in reviewed]
+    hits = [classes[int(np.argmax(r.probs))] == truth[r.op.source.name] for r in rest]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def furniture_valid(target: float = 0.97) -> Row:
+    """The shipped model on its own validation photos, from the features its bundle keeps."""
+    bundle = load_bundle(ROOT / "models" / "furniture.safetensors")
+    replay = bundle.read_replay()
+    assert replay is not None
+    feats = replay.features[replay.valid].astype(np.float32)
+    labels = replay.labels[replay.valid]
+    index = TypicalityIndex.from_replay(replay)
+    assert index is not None
+    scored = score(bundle, feats, bundle.memory)
+    typical = index.typicality(feats, scored.probs.argmax(axis=1))
+    shift = folder_shift(typical)
+    policy = policy_for(bundle.config, precision=target).under_shift(shift.shifted)
+    decided = [
+        policy.decide(p, float(f), float(t))[0][0] for p, f, t in zip(scored.probs, scored.fit, typical, strict=True)
+    ]
+    classes = bundle.config.classes
+    placed = [(d, classes[y]) for d, y in zip(decided, labels, strict=True) if d not in NOT_SORTED]
+    accuracy = float((scored.probs.argmax(1) == labels).mean())
+    return Row(
+        f"furniture-valid@{target:.0%}",
+        0,
+        len(labels),
+        shift.shifted,
+        shift.share,
+        len(placed) / len(labels),
+        sum(d == t for d, t in placed) / max(1, len(placed)),
+        accuracy,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", default="pacs-art,pacs-photo,product-scene,furniture-valid")
+    parser.add_argument("--n", default="10,30,60")
+    parser.add_argument("--work", help="keeps trained models between runs (default: a temporary folder)")
+    parser.add_argument("--plot", help="write a precision-coverage plot here (PNG)")
+    parser.add_argument(
+        "--release-after", type=int, help="variant: stop holding back atypical photos after this many reviews"
+    )
+    parser.add_argument("--shift-prior", type=float, help="variant: the validation table's weight in a shifted folder")
+    parser.add_argument("--adapt-after", type=int, help="variant: reviews of a shifted folder before the head adapts")
+    parser.add_argument("--taught-nearest", action="store_true", help="variant: near a reviewed photo is typical")
+    args = parser.parse_args()
+    ns = [int(x) for x in args.n.split(",")]
+    if args.release_after is not None:
+        shifts.RELEASE_AFTER = args.release_after
+    if args.shift_prior is not None:
+        shifts.SHIFT_PRIOR = args.shift_prior
+    if args.adapt_after is not None:
+        shifts.ADAPT_AFTER = args.adapt_after
+    shifts.TAUGHT_NEAREST = shifts.TAUGHT_NEAREST or args.taught_nearest
+    print(
+        f"release after {shifts.RELEASE_AFTER}, shift prior {shifts.SHIFT_PRIOR}, adapt after {shifts.ADAPT_AFTER}, "
+        f"taught nearest {shifts.TAUGHT_NEAREST}",
+        flush=True,
+    )
+    pairs = args.pairs.split(",")
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sorter-trust-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    if "pacs-art" in pairs or "pacs-photo" in pairs:
+        photo = load_data([DATASETS / "pacs_photo" / "images"])
+        train, held = split_source(photo, 0.2)
+        model = train_model("pacs", train, work)
+        if "pacs-art" in pairs:
+            rows += run_pair("pacs-art", model, load_data([DATASETS / "pacs_art" / "images"]).samples, ns, work)
+        if "pacs-photo" in pairs:
+            rows += run_pair("pacs-photo", model, held, ns, work)
+    if "product-scene" in pairs:
+        pool = [s for s in samples(F7, BCS) + samples(EXTRA, BCS) if not s.path.name.startswith("image_")]
+        product = [s for s in pool if white_background(s.path)]
+        scene = random.Random(7).sample([s for s in pool if not white_background(s.path)], 200)
+        model = train_model("product", product, work)
+        rows += run_pair("product-scene", model, scene, ns, work)
+    if "furniture-valid" in pairs:
+        rows.append(furniture_valid())
+    print()
+    print(
+        f"{'pair':<22} {'N':>3} {'photos':>6} {'shifted':>7} {'atypical':>8} {'sorted':>7} {'precision':>9} "
+        f"{'accuracy':>8} {'no hold-back':>15} {'retrain s':>9}  notes"
+    )
+    for r in rows:
+        print(
+            f"{r.pair:<22} {r.n:>3} {r.photos:>6} {r.shifted!s:>7} {r.atypical:>8.1%} {r.coverage:>7.1%} "
+            f"{r.precision:>9.1%} {r.accuracy:>8.1%} {r.plain[0]:>6.1%} / {r.plain[1]:>6.1%} {r.retrain_s:>9.1f}  "
+            f"{'; '.join(r.notes)}"
+        )
+    if args.plot:
+        plot(rows, Path(args.plot))
+
+
+def plot(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for pair in dict.fromkeys(r.pair for r in rows):
+        mine = [r for r in rows if r.pair == pair]
+        ax.plot([r.coverage for r in mine], [r.precision for r in mine], marker="o", label=pair)
+        for r in mine:
+            ax.annotate(str(r.n), (r.coverage, r.precision), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.axhline(0.9, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("share of photos not reviewed sorted into a category")
+    ax.set_ylabel("share of those that are right")
+    ax.set_title("At 'sort only when 95 % sure': cold (0), then after N reviews")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0.5, 1.01)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Is this folder like the photos the model learnt from? Per photo, and for the whole folder.
+
+A model's "95 % sure" was measured on validation photos of its training source. Paintings,
+cartoons or room scenes sorted by a model of product shots are right far less often at the same
+confidence, so Sorter first asks whether the user's photos look like the training photos.
+
+*Per photo*, typicality: the mean cosine of the photo's body features to its ``K`` nearest
+training photos (the bundle's feature replay), read as a percentile of the same measure on the
+model's own validation photos (held out from fitting, so they are what "a new photo from the
+training source" looks like). A typicality of 0.03 means: less like the training photos than
+97 % of the validation photos were.
+
+*Per folder*: in a folder from the training source about :data:`ATYPICAL` of the photos fall
+below the :data:`ATYPICAL` percentile, by construction. A folder where significantly more do
+(a one-sided binomial test, and at least twice the expected share) is *shifted*: there, the
+photos that are atypical are held back in ``_unsure``, with the reason, until the user's reviews
+teach the model the new look. The reviewed photos join the reference rows, so photos like them
+count as typical from then on. ``benchmarks/trust.py`` measures this against a domain
+classifier's AUROC on shifted and in-source folders.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from sorter.model.replay import Replay
+
+K = 10
+"""Nearest training photos averaged: one near-duplicate alone does not make a photo typical."""
+ATYPICAL = 0.05
+"""A photo below this percentile of the validation photos' typicality is atypical."""
+MIN_PHOTOS = 20
+"""Fewer photos than this say too little about a folder to call it shifted."""
+MIN_CLASS_PHOTOS = 10
+"""A class with fewer validation photos is read against all of them together."""
+Z = 3.0
+"""How many standard deviations above the expected atypical share a shifted folder must be."""
+SHIFT_TYPICAL = 2 * ATYPICAL
+"""In a shifted folder, photos less typical than this are held back (measured in
+docs/PERFORMANCE.md: on paintings sorted by a model of photos it raises the precision of the
+sorted photos from 79 % to 94 %, and in a folder from the training source it never applies)."""
+UNLIKE_REASON = "looks unlike the photos this model learnt from"
+RELEASE_AFTER: int | None = None
+"""Reviewed photos of a shifted folder after which atypical photos are no longer held back
+and the thresholds, recalibrated on those reviews, decide alone (None: always held back)."""
+TAUGHT_NEAREST = True
+"""Count a photo as typical when it is as close to a photo the user reviewed (of the class it is
+predicted as) as in-source photos are to their nearest training photo."""
+ADAPT_AFTER = 20
+"""Reviewed photos of a shifted folder before the head is refitted to them (see
+:mod:`sorter.learn.adapt`): on paintings, ten reviews bent the head so that the precision of the
+sorted photos fell from 94 % to 82 %, and twenty did not."""
+ATYPICAL_FLOOR = 0.99
+"""An atypical photo in a shifted folder is still sorted when the model is at least this sure
+(on paintings sorted by a model of photos, 97 % of those were right)."""
+SHIFT_PRIOR = 20.0
+"""In a shifted folder, how many of the user's reviewed photos the validation table weighs (see
+:data:`sorter.model.calibration.PRIOR_PHOTOS`): fewer lets the folder's own photos decide sooner."""
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-6)
+    return out
+
+
+@dataclass(frozen=True)
+class TypicalityIndex:
+    """Per class, the training photos' features (unit rows) and the validation photos' scores
+    against them, sorted: what a percentile is read against (all classes pooled for a class with
+    too few validation photos). Per class, because classes differ in how alike their photos are
+    (dogs vary more than giraffes): a folder of dogs from the training source must not look
+    shifted for being all dogs, and a painting called a guitar is compared with guitars."""
+
+    rows: dict[int, np.ndarray]
+    reference: dict[int, np.ndarray]
+    pooled_rows: np.ndarray
+    pooled_reference: np.ndarray
+    taught: dict[int, np.ndarray] | None = None
+    """The user's reviewed photos per class, when :data:`TAUGHT_NEAREST`."""
+    nearest_reference: dict[int, np.ndarray] | None = None
+    """Per class, the validation photos' cosine to their nearest training photo, sorted."""
+
+    @classmethod
+    def from_replay(
+        cls, replay: Replay, extra: np.ndarray | None = None, extra_labels: np.ndarray | None = None
+    ) -> TypicalityIndex | None:
+        """From a bundle's replay, with ``extra`` rows (the user's reviewed photos, of classes
+        ``extra_labels``) counted as training photos; None when the replay has too few
+        validation rows to read percentiles."""
+        train, train_labels = _unit(replay.features[~replay.valid]), replay.labels[~replay.valid]
+        valid, valid_labels = _unit(replay.features[replay.valid]), replay.labels[replay.valid]
+        if len(train) < K or len(valid) < MIN_PHOTOS:
+            return None
+        rows: dict[int, np.ndarray] = {}
+        reference: dict[int, np.ndarray] = {}
+        for c in np.unique(valid_labels):
+            mine, theirs = train[train_labels == c], valid[valid_labels == c]
+            if len(mine) >= K and len(theirs) >= MIN_CLASS_PHOTOS:
+                rows[int(c)] = mine
+                reference[int(c)] = np.sort(_knn(theirs, mine))
+        pooled_reference = np.sort(_knn(valid, train))
+        taught_rows: dict[int, np.ndarray] | None = None
+        nearest: dict[int, np.ndarray] | None = None
+        if extra is not None and len(extra):
+            taught = _unit(extra)
+            labels = extra_labels if extra_labels is not None else np.full(len(taught), -1)
+            if TAUGHT_NEAREST:
+                taught_rows = {c: taught[labels == c] for c in rows if (labels == c).any()}
+                nearest = {c: np.sort(_knn(valid[valid_labels == c], rows[c], k=1)) for c in taught_rows}
+            else:
+                train = np.concatenate([train, taught])
+                for c in rows:
+                    if (labels == c).any():
+                        rows[c] = np.concatenate([rows[c], taught[labels == c]])
+        return cls(rows, reference, train, pooled_reference, taught_rows, nearest)
+
+    def typicality(self, features: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+        """(N,) percentiles in [0, 1]: the share of validation photos less typical than each,
+        among those of the class it is predicted as (``classes``), where that class has enough."""
+        out = np.zeros(len(features), dtype=np.float32)
+        if len(features) == 0:
+            return out
+        unit = _unit(features)
+        predicted = np.full(len(features), -1) if classes is None else np.asarray(classes)
+        for c in np.unique(predicted):
+            mask = predicted == c
+            rows = self.rows.get(int(c), self.pooled_rows)
+            ref = self.reference.get(int(c), self.pooled_reference)
+            out[mask] = np.searchsorted(ref, _knn(unit[mask], rows), side="right") / len(ref)
+            if self.taught is not None and self.nearest_reference is not None and int(c) in self.taught:
+                # as close to a photo the user labelled as a new photo of the source is to its
+                # nearest training photo: typical of what the user has taught the model
+                near = self.nearest_reference[int(c)]
+                close = np.searchsorted(near, _knn(unit[mask], self.taught[int(c)], k=1), side="right") / len(near)
+                out[mask] = np.maximum(out[mask], close)
+        return out
+
+
+def _knn(unit_features: np.ndarray, rows: np.ndarray, chunk: int = 256, k: int = K) -> np.ndarray:
+    """Mean cosine to the ``k`` nearest rows, in chunks (a folder of thousands stays small)."""
+    out = np.empty(len(unit_features), dtype=np.float32)
+    k = min(k, len(rows))
+    for start in range(0, len(unit_features), chunk):
+        sims = unit_features[start : start + chunk] @ rows.T
+        top = np.partition(sims, len(rows) - k, axis=1)[:, -k:]
+        out[start : start + chunk] = top.mean(axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class FolderShift:
+    """How a folder compares with the training photos."""
+
+    photos: int
+    atypical: int
+    """Photos below the :data:`ATYPICAL` percentile."""
+
+    @property
+    def share(self) -> float:
+        return self.atypical / self.photos if self.photos else 0.0
+
+    @property
+    def shifted(self) -> bool:
+        """Significantly more atypical photos than a folder from the training source has."""
+        if self.photos < MIN_PHOTOS:
+            return False
+        bound = ATYPICAL + Z * math.sqrt(ATYPICAL * (1 - ATYPICAL) / self.photos)
+        return self.share > max(bound, 2 * ATYPICAL)
+
+    def sentence(self, held_back: int) -> str:
+        """What the user reads in the summary, the JSON and the GUI."""
+        return (
+            f"{self.share:.0%} of these photos look unlike the ones this model learnt from "
+            f"(about {ATYPICAL:.0%} of its own photos do), so its confidence cannot be trusted here: "
+            f"{held_back} of them were held back in _unsure; review 20 of them and re-sort the rest"
+        )
+
+    def to_json(self, held_back: int) -> dict[str, object]:
+        return {
+            "photos": self.photos,
+            "atypical": self.atypical,
+            "atypical_share": round(self.share, 4),
+            "expected_share": ATYPICAL,
+            "shifted": self.shifted,
+            "held_back": held_back,
+        }
+
+
+def folder_shift(typicality: np.ndarray) -> FolderShift:
+    return FolderShift(len(typicality), int((np.asarray(typicality) < ATYPICAL).sum()))
+
+
+PROBE = 64
+"""Photos classified before the first decision: enough to tell a shifted folder (a binomial
+test at 64 photos flags 16 % atypical or more) while the first copies start within seconds."""
+
+
+class Scored(Protocol):
+    @property
+    def probs(self) -> np.ndarray | None: ...
+
+    @property
+    def features(self) -> np.ndarray | None: ...
+
+
+P = TypeVar("P", bound=Scored)
+
+
+class ShiftWatch:
+    """Follows a folder's typicality while it is being sorted.
+
+    The sorting job decides each photo as soon as it is classified, but whether the folder is
+    shifted is a property of many photos: the first :data:`PROBE` predictions are held until
+    they can say, and the verdict is taken again over all photos so far each time their number
+    doubles (a test at every photo would, by sheer number of looks, find a streak in any folder).
+    Photos decided under an earlier verdict are re-decided by the re-sort after the review.
+    """
+
+    def __init__(self, index: TypicalityIndex | None, probe: int = PROBE) -> None:
+        self.index = index
+        self.probe = probe
+        self.typicality: list[float] = []
+        self._shifted = False
+        self._next_look = probe
+
+    @property
+    def shift(self) -> FolderShift | None:
+        if self.index is None:
+            return None
+        return folder_shift(np.asarray(self.typicality, dtype=np.float32))
+
+    @property
+    def shifted(self) -> bool:
+        return self._shifted
+
+    def stream(self, predictions: Iterable[P]) -> Iterator[tuple[P, float]]:
+        """Each prediction with its typicality (1.0 when unknown), in order."""
+        held: list[tuple[P, float]] = []
+        for pred in predictions:
+            typical = self._score(pred)
+            if self.index is None or (not held and len(self.typicality) > self.probe):
+                yield pred, typical
+                continue
+            held.append((pred, typical))
+            if len(self.typicality) >= self.probe:
+                yield from held
+                held = []
+        if held:
+            self.finish()  # fewer photos than the probe: decide them on all of them
+        yield from held
+
+    def _score(self, pred: P) -> float:
+        if self.index is None or pred.probs is None or pred.features is None:
+            return 1.0
+        predicted = np.array([int(np.argmax(pred.probs))])
+        typical = float(self.index.typicality(pred.features[None, :], predicted)[0])
+        self.typicality.append(typical)
+        if len(self.typicality) >= self._next_look:
+            self._next_look *= 2
+            shift = self.shift
+            self._shifted = shift is not None and shift.shifted
+        return typical
+
+    def finish(self) -> None:
+        """The last verdict, over every photo (a folder smaller than the probe gets its only one)."""
+        shift = self.shift
+        self._shifted = shift is not None and shift.shifted
