@@ -126,10 +126,12 @@ def retrain(
 
     scratch = None
     if replay is not None:
-        # The replay's rows go into a private cache that the training reads as if it had computed
-        # them (one view each); only the user's photos are run through the network.
-        scratch = tempfile.TemporaryDirectory(prefix="sorter-replay-")
-        feature_cache = Path(scratch.name) / "features.sqlite"
+        # The replay's rows go into the feature cache under the keys training asks for (they are
+        # the very features it computed: one view each), so only the user's photos run through
+        # the network, and only once: the cache keeps them for the next retrain.
+        if feature_cache is None:
+            scratch = tempfile.TemporaryDirectory(prefix="sorter-replay-")
+            feature_cache = Path(scratch.name) / "features.sqlite"
         _seed_cache(feature_cache, old, data, replay, seed)
     settings = settings or TrainSettings(
         architecture=old.config.architecture,
@@ -232,5 +234,6 @@ def _seed_cache(path: Path, old: Bundle, data: LabelledData, replay: Replay, see
         else:
             augmented[(key_sha, 0)] = replay.features[row]
     with FeatureCache.open(path) as cache:
-        cache.put_many(recipes["augmented"], augmented)
-        cache.put_many(recipes["clean"], clean)
+        for recipe, rows in ((recipes["augmented"], augmented), (recipes["clean"], clean)):
+            have = cache.get_many(recipe, list(rows))
+            cache.put_many(recipe, {key: row for key, row in rows.items() if key not in have})
