@@ -300,13 +300,23 @@ def plot(rows: list[Row], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for pair in dict.fromkeys(r.pair for r in rows):
         mine = [r for r in rows if r.pair == pair]
-        ax.plot([r.coverage for r in mine], [r.precision for r in mine], marker="o", label=pair)
+        (line,) = ax.plot([r.coverage for r in mine], [r.precision for r in mine], marker="o", label=pair)
         for r in mine:
             ax.annotate(str(r.n), (r.coverage, r.precision), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        plain = [r for r in mine if r.plain[0] == r.plain[0]]  # not NaN
+        if plain:  # the same re-scores without holding back: where the folders were before
+            ax.plot(
+                [r.plain[0] for r in plain],
+                [r.plain[1] for r in plain],
+                marker="o",
+                fillstyle="none",
+                linestyle=":",
+                color=line.get_color(),
+            )
     ax.axhline(0.9, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("share of photos not reviewed sorted into a category")
     ax.set_ylabel("share of those that are right")
-    ax.set_title("At 'sort only when 95 % sure': cold (0), then after N reviews")
+    ax.set_title("At 'sort only when 95 % sure': cold (0), then after N reviews\n(hollow: without holding back)")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0.5, 1.01)
     ax.legend(fontsize=8, loc="lower left")

@@ -2,8 +2,9 @@
 
 Run under a real X server to see what a person sees, e.g.
 ``xvfb-run -s "-screen 0 1400x1000x24" .venv/bin/python scripts/screenshot.py``
-(``QT_QPA_PLATFORM=offscreen`` works too). Writes ``docs/main_window.png`` and
-``docs/review_dialog.png``.
+(``QT_QPA_PLATFORM=offscreen`` works too). Writes ``docs/main_window.png``,
+``docs/review_dialog.png`` and, for a folder of line drawings the furniture model has never seen
+the like of, ``docs/shifted_main_window.png`` and ``docs/shifted_review.png``.
 """
 
 from __future__ import annotations
@@ -98,9 +99,30 @@ def main() -> int:
         settle()
         dialog.grab().save(str(docs / "review_dialog.png"))
         dialog.close()
+        # A folder unlike the model's photos: line drawings made from real furniture photos.
+        from PIL import ImageFilter
+
+        drawings = Path(tmp) / "Sketchbook"
+        drawings.mkdir()
+        for cls in ("bed", "chair", "sofa"):
+            for photo in sorted((shared / "furniture7_extra" / "images" / cls).iterdir())[300:312]:
+                with Image.open(photo) as img:
+                    edges = ImageOps.grayscale(img.convert("RGB")).filter(ImageFilter.FIND_EDGES)
+                    ImageOps.invert(ImageOps.autocontrast(edges)).save(drawings / f"{cls}_{photo.stem}.png")
+        window.output_edit.setText(str(Path(tmp) / "Sketchbook (sorted)"))
+        window.enqueue([drawings])
+        wait(window.run_finished)
+        settle()
+        window.grab().save(str(docs / "shifted_main_window.png"))
+        window.review()
+        dialog = window.review_dialog
+        wait(dialog.loaded, 60_000)
+        settle()
+        dialog.grab().save(str(docs / "shifted_review.png"))
+        dialog.close()
         window.close()
         pool.waitForDone(30_000)
-    print(f"wrote {docs / 'main_window.png'} and {docs / 'review_dialog.png'}")
+    print(f"wrote main_window.png, review_dialog.png, shifted_main_window.png and shifted_review.png in {docs}")
     return 0
 
 

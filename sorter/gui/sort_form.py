@@ -64,6 +64,8 @@ class SortForm(QWidget):
         self.model_combo.addItem("Loading models…")
         self.model_combo.setEnabled(False)
         self.model_combo.activated.connect(self._model_chosen)
+        # the line beside the picker follows it however it changes (a click, a new model, a script)
+        self.model_combo.currentIndexChanged.connect(self._show_model_info)
         self.model_info = QLabel("")
         self.model_info.setWordWrap(True)
         model_row.addWidget(self.model_combo, 2)
@@ -125,6 +127,9 @@ class SortForm(QWidget):
             else:
                 self.model_combo.setCurrentIndex(0)
                 index = 0
+        self._show_model_info(index)
+
+    def _show_model_info(self, index: int) -> None:
         tip = self.model_combo.itemData(index, Qt.ItemDataRole.ToolTipRole)
         self.model_info.setText(str(tip or ""))
 
