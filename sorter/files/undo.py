@@ -55,12 +55,12 @@ def undo_last_run(output: Path) -> UndoReport:
             raise SorterError(f"There is no run to undo in '{output}'.")
         report = UndoReport(run.id)
         for op in reversed(journal.ops(run.id)):
-            if op.status == "copied":
+            if op.status == OpStatus.COPIED:
                 if not op.destination.exists():
                     continue
                 if not _unchanged(op.destination, op.sha256, op.size):
                     report.kept.append((op.destination, "it was changed after sorting"))
-                    journal.set_op_status(op.id, "kept")
+                    journal.set_op_status(op.id, OpStatus.KEPT)
                     continue
                 try:
                     op.destination.unlink()
@@ -71,7 +71,7 @@ def undo_last_run(output: Path) -> UndoReport:
                 journal.set_op_status(op.id, OpStatus.UNDONE)
             elif op.status == OpStatus.MOVED or (op.status == OpStatus.DUPLICATE and run.mode == RunMode.MOVE):
                 # A move whose content was already there removed the source: restore it by copy.
-                keep_destination = op.status == "duplicate"
+                keep_destination = op.status == OpStatus.DUPLICATE
                 if not op.destination.exists() or (
                     not keep_destination and not _unchanged(op.destination, op.sha256, op.size)
                 ):
