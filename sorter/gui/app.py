@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from sorter import APP_NAME, paths
 from sorter.gui import config, messages
 from sorter.gui.main_window import MainWindow
+from sorter.gui.platform_check import x11_problem
 
 
 def build_window(app: QApplication) -> MainWindow:
@@ -40,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--self-check", action="store_true", help="start, load the models, close (for builds)")
     args, qt_args = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    problem = x11_problem()
+    if problem is not None:
+        print(f"sorter-gui: error: {problem}", file=sys.stderr)
+        return 1
     messages.set_non_blocking(args.no_err_windows or args.self_check)
     app = QApplication([sys.argv[0], *qt_args])
     app.setApplicationName(APP_NAME)
