@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sorter.errors import UsageError
+from sorter.errors import ModelLoadError, UsageError
 from sorter.files.corrections import Correction, CorrectionStore
 from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal, Op
@@ -229,7 +229,11 @@ def _replay(bundle: Bundle) -> Replay | None:
         return None  # the model file is gone since it was loaded: score without adapting
     if key not in _replays:
         _replays.clear()
-        _replays[key] = bundle.read_replay()
+        try:
+            _replays[key] = bundle.read_replay()
+        except ModelLoadError as exc:  # a retrain refuses it with this sentence; a re-score goes on
+            log.warning("re-scoring without the feature replay: %s", exc)
+            _replays[key] = None
     return _replays[key]
 
 

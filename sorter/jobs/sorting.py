@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sorter.errors import DestinationError, UsageError, describe_os_error
+from sorter.errors import DestinationError, ModelLoadError, UsageError, describe_os_error
 from sorter.files.corrections import Correction
 from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.files.fileops import (
@@ -114,12 +114,18 @@ def _recalibrated(classifier: Classifier, policy: Policy, reviewed: tuple[Correc
     return (policy.recalibrated(table), count) if table is not None else (policy, 0)
 
 
-def _typicality_index(classifier: Classifier) -> TypicalityIndex | None:
+def _typicality_index(classifier: Classifier, notes: list[str]) -> TypicalityIndex | None:
     """From the bundle's feature replay; a bundle without one (the general model, whose photos
-    are not at hand) cannot tell a shifted folder, and says what it lacks in its own note."""
+    are not at hand) cannot tell a shifted folder, and says what it lacks in its own note. A
+    damaged replay costs only the check, with a note: the photos are sorted all the same."""
     if classifier.config.multi_label:
         return None
-    replay = classifier.bundle.read_replay()
+    try:
+        replay = classifier.bundle.read_replay()
+    except ModelLoadError as exc:
+        log.warning("%s", exc)
+        notes.append(f"these photos were not compared with the model's training photos ({exc})")
+        return None
     return TypicalityIndex.from_replay(replay) if replay is not None else None
 
 
@@ -280,7 +286,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             else:
                 todo.append(c)
 
-        watch = ShiftWatch(_typicality_index(classifier))
+        watch = ShiftWatch(_typicality_index(classifier, summary.notes))
         for pred, typical in watch.stream(classifier.classify(todo, lambda c: c.path)):
             c = pred.item
             if pred.probs is None:

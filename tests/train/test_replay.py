@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 from sorter.errors import ModelLoadError, UsageError
 from sorter.files.corrections import CorrectionStore, correct
 from sorter.jobs.events import drive
+from sorter.jobs.rescore import rescore
 from sorter.jobs.sorting import SortOptions, sort_folder
 from sorter.model.bundle import METADATA_KEY, load_bundle
 from sorter.model.classifier import Classifier
@@ -145,3 +146,20 @@ def test_a_damaged_replay_is_refused_with_one_sentence(tiny_model: Any, tmp_path
         load_bundle(rewrite(tiny_model.path, tmp_path / "short.safetensors", tensors=short))
     with pytest.raises(ModelLoadError, match="validation rows"):
         load_bundle(rewrite(tiny_model.path, tmp_path / "count.safetensors", config=wrong_count)).read_replay()
+
+
+def test_a_damaged_replay_costs_sorting_only_the_shift_check(tiny_model: Any, tables: Path, tmp_path: Path) -> None:
+    def bad_label(state: dict[str, torch.Tensor]) -> None:
+        state["replay.labels"][0] = 99
+
+    hostile = rewrite(tiny_model.path, tmp_path / "hostile.safetensors", tensors=bad_label)
+    out = tmp_path / "out"
+    events: list[Any] = []
+    summary = drive(sort_folder(SortOptions(tables, out), Classifier.load(hostile, "cpu")), events.append)
+    assert summary.classified == 30 and summary.failed == 0
+    assert summary.shift is None
+    assert any("not compared with the model's training photos" in n and "feature replay" in n for n in summary.notes)
+    with CorrectionStore(tmp_path / "corrections.sqlite") as store:
+        correct(out, events[0].destinations[0], "table", store)
+        found = rescore(out, load_bundle(hostile), store)
+    assert found.adapted is None and found.shift is None and len(found.photos) == 30
