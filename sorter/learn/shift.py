@@ -5,18 +5,20 @@ cartoons or room scenes sorted by a model of product shots are right far less of
 confidence, so Sorter first asks whether the user's photos look like the training photos.
 
 *Per photo*, typicality: the mean cosine of the photo's body features to its ``K`` nearest
-training photos (the bundle's feature replay), read as a percentile of the same measure on the
-model's own validation photos (held out from fitting, so they are what "a new photo from the
-training source" looks like). A typicality of 0.03 means: less like the training photos than
-97 % of the validation photos were.
+training photos of the class it is predicted as (the bundle's feature replay), read as a
+percentile of the same measure on the model's own validation photos of that class (held out from
+fitting, so they are what "a new photo from the training source" looks like). A typicality of
+0.03 means: less like the training photos than 97 % of the validation photos were.
 
 *Per folder*: in a folder from the training source about :data:`ATYPICAL` of the photos fall
 below the :data:`ATYPICAL` percentile, by construction. A folder where significantly more do
-(a one-sided binomial test, and at least twice the expected share) is *shifted*: there, the
-photos that are atypical are held back in ``_unsure``, with the reason, until the user's reviews
-teach the model the new look. The reviewed photos join the reference rows, so photos like them
-count as typical from then on. ``benchmarks/trust.py`` measures this against a domain
-classifier's AUROC on shifted and in-source folders.
+(a one-sided binomial test, and at least twice the expected share) is *shifted*: there, photos
+below :data:`SHIFT_TYPICAL` are held back in ``_unsure`` with :data:`UNLIKE_REASON` unless the
+model is :data:`ATYPICAL_FLOOR` sure, until the user's reviews teach the model the new look: a
+photo as close to a reviewed photo as in-source photos are to their nearest training photo
+counts as typical from then on. ``benchmarks/trust.py`` measured the choices made here (and the
+variants that the constants below switch, kept at the values that won), against a domain
+classifier's AUROC, on shifted and in-source folders (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
