@@ -298,7 +298,8 @@ def cmd_resort(args: argparse.Namespace) -> int:
         ]
         if report.calibrated_on:
             print(
-                f"Confidence recalibrated on {report.calibrated_on} photos you reviewed"
+                f"Confidence recalibrated on {report.calibrated_on} "
+                f"{'photo' if report.calibrated_on == 1 else 'photos'} you reviewed"
                 + (f"; thresholds now: {', '.join(changed)}." if changed else "; no threshold changed.")
             )
         if report.without_features:

@@ -186,7 +186,8 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
         policy, calibrated_on = _recalibrated(classifier, policy, options.reviewed)
         if calibrated_on:
             summary.notes.append(
-                f"confidence recalibrated on {calibrated_on} photos you reviewed since this model was made"
+                f"confidence recalibrated on {calibrated_on} {'photo' if calibrated_on == 1 else 'photos'} "
+                "you reviewed since this model was made"
             )
     started = time.perf_counter()
     journal: Journal | None = None
