@@ -236,26 +236,12 @@ def main() -> None:
     parser.add_argument("--n", default="10,30,60")
     parser.add_argument("--work", help="keeps trained models between runs (default: a temporary folder)")
     parser.add_argument("--plot", help="write a precision-coverage plot here (PNG)")
-    parser.add_argument(
-        "--release-after", type=int, help="variant: stop holding back atypical photos after this many reviews"
-    )
-    parser.add_argument("--shift-prior", type=float, help="variant: the validation table's weight in a shifted folder")
     parser.add_argument("--adapt-after", type=int, help="variant: reviews of a shifted folder before the head adapts")
-    parser.add_argument("--taught-nearest", action="store_true", help="variant: near a reviewed photo is typical")
     args = parser.parse_args()
     ns = [int(x) for x in args.n.split(",")]
-    if args.release_after is not None:
-        shifts.RELEASE_AFTER = args.release_after
-    if args.shift_prior is not None:
-        shifts.SHIFT_PRIOR = args.shift_prior
     if args.adapt_after is not None:
         shifts.ADAPT_AFTER = args.adapt_after
-    shifts.TAUGHT_NEAREST = shifts.TAUGHT_NEAREST or args.taught_nearest
-    print(
-        f"release after {shifts.RELEASE_AFTER}, shift prior {shifts.SHIFT_PRIOR}, adapt after {shifts.ADAPT_AFTER}, "
-        f"taught nearest {shifts.TAUGHT_NEAREST}",
-        flush=True,
-    )
+    print(f"head adapts in a shifted folder after {shifts.ADAPT_AFTER} reviews", flush=True)
     pairs = args.pairs.split(",")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sorter-trust-"))
     work.mkdir(parents=True, exist_ok=True)

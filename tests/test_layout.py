@@ -69,9 +69,7 @@ def test_no_module_imports_itself_back_through_others() -> None:
     """Lazy (function-level) imports count too: a circle hidden inside a function is still one."""
     graph = grimp.build_graph("sorter")
     modules = {m for m in graph.modules if m.startswith("sorter.")}
-    edges = {
-        m: {d for d in graph.find_modules_directly_imported_by(m) if d in modules and d != m} for m in modules
-    }
+    edges = {m: {d for d in graph.find_modules_directly_imported_by(m) if d in modules and d != m} for m in modules}
     assert _cycles(edges) == []
 
 

@@ -87,14 +87,11 @@ class Policy:
     target: float | None = None
     typical_threshold: float | None = None
 
-    def under_shift(self, shifted: bool, reviewed: int = 0) -> Policy:
+    def under_shift(self, shifted: bool) -> Policy:
         """The policy for a folder unlike the training photos (``shifted``, see
         :mod:`sorter.learn.shift`): there a calibrated precision cannot be promised for atypical
-        photos, so they are held back, until ``reviewed`` photos of the folder reach
-        :data:`~sorter.learn.shift.RELEASE_AFTER`. A fixed threshold is the user's own call."""
+        photos, so they are held back. A fixed threshold is the user's own call and stays."""
         if not shifted or self.target is None or self.multi_label:
-            return self
-        if shift.RELEASE_AFTER is not None and reviewed >= shift.RELEASE_AFTER:
             return self
         return replace(self, typical_threshold=SHIFT_TYPICAL)
 

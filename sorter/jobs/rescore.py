@@ -26,7 +26,6 @@ from sorter.learn.adapt import AdaptedHead, adapt_head
 from sorter.learn.recalibration import recalibrate
 from sorter.learn.shift import FolderShift, TypicalityIndex, folder_shift
 from sorter.model.bundle import Bundle
-from sorter.model.calibration import PRIOR_PHOTOS
 from sorter.model.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory
 from sorter.model.replay import Replay
 from sorter.model.scoring import score
@@ -137,20 +136,21 @@ def rescore(
         return Rescoring([], empty, missing, policy, 0, adapted_head(bundle, user) if adapt else None)
     feats = np.stack([found[(op.sha256, CLEAN_VIEW)] for op in known])
     scored = score(bundle, feats, memory)
-    shift, typical = _shift(bundle, feats, scored.probs.argmax(axis=1), user)
+    index = _kept(bundle).index
+    # the folder against the training photos alone, as the bundle's own head sees it
+    shift = folder_shift(index.typicality(feats, scored.probs.argmax(axis=1))) if index is not None else None
     shifted = shift is not None and shift.shifted
     # in a folder unlike the training photos a handful of reviews bends the head the wrong way
     head = adapted_head(bundle, user) if adapt and (not shifted or len(user) >= shifts.ADAPT_AFTER) else None
     if head is not None:
         scored = score(bundle, feats, memory, head)
-        typical = _shift(bundle, feats, scored.probs.argmax(axis=1), user)[1]
+    typical = _typicality(bundle, index, feats, scored.probs.argmax(axis=1), user)
     calibrated_on = 0
     if policy.target is not None:
-        prior = shifts.SHIFT_PRIOR if shifted else PRIOR_PHOTOS
-        table, calibrated_on = recalibrate(bundle, labelled, extra, memory, prior=prior)
+        table, calibrated_on = recalibrate(bundle, labelled, extra, memory)
         if table is not None:
             policy = policy.recalibrated(table)
-    policy = policy.under_shift(shifted, len(user))
+    policy = policy.under_shift(shifted)
     out = []
     for op, row, fit, typ in zip(known, scored.probs, scored.fit, typical, strict=True):
         labels, reason = policy.decide(row, float(fit), float(typ))
@@ -172,26 +172,22 @@ def rescore(
     return Rescoring(out, feats, missing, policy, calibrated_on, head, shift)
 
 
-def _shift(
-    bundle: Bundle, feats: np.ndarray, predicted: np.ndarray, user: Sequence[tuple[np.ndarray, str]]
-) -> tuple[FolderShift | None, np.ndarray]:
-    """Whether the folder is unlike the training photos (measured against them alone), and each
-    photo's typicality against the training photos *and* the user's reviewed ones: a photo like
-    those the user has labelled is no longer new to the model."""
-    replay = _replay(bundle) if not bundle.config.multi_label else None
-    index = TypicalityIndex.from_replay(replay) if replay is not None else None
-    if replay is None or index is None:
-        return None, np.ones(len(feats), dtype=np.float32)
-    shift = folder_shift(index.typicality(feats, predicted))
-    index_of = {c: i for i, c in enumerate(bundle.config.classes)}
-    taught = (
-        TypicalityIndex.from_replay(
-            replay, np.stack([f for f, _ in user]), np.array([index_of.get(label, -1) for _, label in user])
-        )
-        if user
-        else index
-    )
-    return shift, (taught or index).typicality(feats, predicted)
+def _typicality(
+    bundle: Bundle,
+    index: TypicalityIndex | None,
+    feats: np.ndarray,
+    predicted: np.ndarray,
+    user: Sequence[tuple[np.ndarray, str]],
+) -> np.ndarray:
+    """Each photo's typicality against the training photos *and* the user's reviewed ones: a
+    photo like those the user has labelled is no longer new to the model (1 without an index)."""
+    if index is None:
+        return np.ones(len(feats), dtype=np.float32)
+    if user:
+        classes = {c: i for i, c in enumerate(bundle.config.classes)}
+        labels = np.array([classes.get(label, -1) for _, label in user])
+        index = index.taught_by(np.stack([f for f, _ in user]), labels)
+    return index.typicality(feats, predicted)
 
 
 def sorted_with(journal: Journal) -> Choices:
@@ -207,7 +203,7 @@ def adapted_head(bundle: Bundle, labelled: Sequence[tuple[np.ndarray, str]]) -> 
     refit would cost validation accuracy (see :func:`~sorter.learn.adapt.adapt_head`)."""
     if not labelled or bundle.config.grouping is not None or bundle.config.multi_label:
         return None
-    replay = _replay(bundle)
+    replay = _kept(bundle).replay
     if replay is None:
         return None
     index = {c: i for i, c in enumerate(bundle.config.classes)}
@@ -216,25 +212,36 @@ def adapted_head(bundle: Bundle, labelled: Sequence[tuple[np.ndarray, str]]) -> 
     return adapt_head(bundle.head, replay, features, labels)
 
 
-_replays: dict[tuple[str, int], Replay | None] = {}
+@dataclass(frozen=True)
+class _Kept:
+    """What a re-score needs of the bundle's replay: the rows (to adapt the head) and the
+    typicality index built from them (to tell a shifted folder)."""
+
+    replay: Replay | None = None
+    index: TypicalityIndex | None = None
 
 
-def _replay(bundle: Bundle) -> Replay | None:
-    """The bundle's replay, read once per bundle file (the review re-scores after every write)."""
+_kept_by_file: dict[tuple[str, int], _Kept] = {}
+
+
+def _kept(bundle: Bundle) -> _Kept:
+    """Read and indexed once per bundle file: the review re-scores after every write."""
     if bundle.config.replay is None:
-        return None
+        return _Kept()
     try:
         key = (str(bundle.path), bundle.path.stat().st_mtime_ns)
     except OSError:
-        return None  # the model file is gone since it was loaded: score without adapting
-    if key not in _replays:
-        _replays.clear()
+        return _Kept()  # the model file is gone since it was loaded: score without adapting
+    if key not in _kept_by_file:
+        _kept_by_file.clear()
         try:
-            _replays[key] = bundle.read_replay()
+            replay = bundle.read_replay()
         except ModelLoadError as exc:  # a retrain refuses it with this sentence; a re-score goes on
             log.warning("re-scoring without the feature replay: %s", exc)
-            _replays[key] = None
-    return _replays[key]
+            replay = None
+        index = TypicalityIndex.from_replay(replay) if replay is not None and not bundle.config.multi_label else None
+        _kept_by_file[key] = _Kept(replay, index)
+    return _kept_by_file[key]
 
 
 def _labelled_features(

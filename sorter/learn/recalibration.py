@@ -19,7 +19,7 @@ from sorter.files.feature_cache import CLEAN_VIEW
 from sorter.learn.calibration import updated
 from sorter.learn.memory import leave_one_out
 from sorter.model.bundle import Bundle
-from sorter.model.calibration import PRIOR_PHOTOS, Calibration
+from sorter.model.calibration import Calibration
 from sorter.model.memory import ExemplarMemory
 from sorter.model.pipeline import group_matrix
 
@@ -40,7 +40,6 @@ def recalibrate(
     memory: ExemplarMemory | None,
     *,
     user_rows_in_memory: bool = True,
-    prior: float = PRIOR_PHOTOS,
 ) -> tuple[Calibration | None, int]:
     """The bundle's calibration updated by the user's reviewed photos (see
     :func:`~sorter.learn.calibration.updated`), and how many photos updated it (None and 0: the
@@ -83,4 +82,4 @@ def recalibrate(
         group=None if group is None else group.numpy(),
         temperature=table.temperature,
     )
-    return updated(table, probs, np.array(labels), prior), len(rows)
+    return updated(table, probs, np.array(labels)), len(rows)

@@ -16,16 +16,16 @@ below the :data:`ATYPICAL` percentile, by construction. A folder where significa
 below :data:`SHIFT_TYPICAL` are held back in ``_unsure`` with :data:`UNLIKE_REASON` unless the
 model is :data:`ATYPICAL_FLOOR` sure, until the user's reviews teach the model the new look: a
 photo as close to a reviewed photo as in-source photos are to their nearest training photo
-counts as typical from then on. ``benchmarks/trust.py`` measured the choices made here (and the
-variants that the constants below switch, kept at the values that won), against a domain
-classifier's AUROC, on shifted and in-source folders (docs/PERFORMANCE.md).
+counts as typical from then on. ``benchmarks/trust.py`` measured the choices made here, and the
+variants that lost, against a domain classifier's AUROC, on shifted and in-source folders
+(docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -47,12 +47,6 @@ SHIFT_TYPICAL = 2 * ATYPICAL
 docs/PERFORMANCE.md: on paintings sorted by a model of photos it raises the precision of the
 sorted photos from 79 % to 94 %, and in a folder from the training source it never applies)."""
 UNLIKE_REASON = "looks unlike the photos this model learnt from"
-RELEASE_AFTER: int | None = None
-"""Reviewed photos of a shifted folder after which atypical photos are no longer held back
-and the thresholds, recalibrated on those reviews, decide alone (None: always held back)."""
-TAUGHT_NEAREST = True
-"""Count a photo as typical when it is as close to a photo the user reviewed (of the class it is
-predicted as) as in-source photos are to their nearest training photo."""
 ADAPT_AFTER = 20
 """Reviewed photos of a shifted folder before the head is refitted to them (see
 :mod:`sorter.learn.adapt`): on paintings, ten reviews bent the head so that the precision of the
@@ -60,9 +54,6 @@ sorted photos fell from 94 % to 82 %, and twenty did not."""
 ATYPICAL_FLOOR = 0.99
 """An atypical photo in a shifted folder is still sorted when the model is at least this sure
 (on paintings sorted by a model of photos, 97 % of those were right)."""
-SHIFT_PRIOR = 20.0
-"""In a shifted folder, how many of the user's reviewed photos the validation table weighs (see
-:data:`sorter.model.calibration.PRIOR_PHOTOS`): fewer lets the folder's own photos decide sooner."""
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -83,44 +74,34 @@ class TypicalityIndex:
     reference: dict[int, np.ndarray]
     pooled_rows: np.ndarray
     pooled_reference: np.ndarray
-    taught: dict[int, np.ndarray] | None = None
-    """The user's reviewed photos per class, when :data:`TAUGHT_NEAREST`."""
-    nearest_reference: dict[int, np.ndarray] | None = None
+    nearest_reference: dict[int, np.ndarray]
     """Per class, the validation photos' cosine to their nearest training photo, sorted."""
+    taught: dict[int, np.ndarray] = field(default_factory=dict)
+    """The user's reviewed photos per class (see :meth:`taught_by`)."""
 
     @classmethod
-    def from_replay(
-        cls, replay: Replay, extra: np.ndarray | None = None, extra_labels: np.ndarray | None = None
-    ) -> TypicalityIndex | None:
-        """From a bundle's replay, with ``extra`` rows (the user's reviewed photos, of classes
-        ``extra_labels``) counted as training photos; None when the replay has too few
-        validation rows to read percentiles."""
+    def from_replay(cls, replay: Replay) -> TypicalityIndex | None:
+        """From a bundle's replay; None when it has too few validation rows to read percentiles."""
         train, train_labels = _unit(replay.features[~replay.valid]), replay.labels[~replay.valid]
         valid, valid_labels = _unit(replay.features[replay.valid]), replay.labels[replay.valid]
         if len(train) < K or len(valid) < MIN_PHOTOS:
             return None
         rows: dict[int, np.ndarray] = {}
         reference: dict[int, np.ndarray] = {}
+        nearest: dict[int, np.ndarray] = {}
         for c in np.unique(valid_labels):
             mine, theirs = train[train_labels == c], valid[valid_labels == c]
             if len(mine) >= K and len(theirs) >= MIN_CLASS_PHOTOS:
                 rows[int(c)] = mine
                 reference[int(c)] = np.sort(_knn(theirs, mine))
-        pooled_reference = np.sort(_knn(valid, train))
-        taught_rows: dict[int, np.ndarray] | None = None
-        nearest: dict[int, np.ndarray] | None = None
-        if extra is not None and len(extra):
-            taught = _unit(extra)
-            labels = extra_labels if extra_labels is not None else np.full(len(taught), -1)
-            if TAUGHT_NEAREST:
-                taught_rows = {c: taught[labels == c] for c in rows if (labels == c).any()}
-                nearest = {c: np.sort(_knn(valid[valid_labels == c], rows[c], k=1)) for c in taught_rows}
-            else:
-                train = np.concatenate([train, taught])
-                for c in rows:
-                    if (labels == c).any():
-                        rows[c] = np.concatenate([rows[c], taught[labels == c]])
-        return cls(rows, reference, train, pooled_reference, taught_rows, nearest)
+                nearest[int(c)] = np.sort(_knn(theirs, mine, k=1))
+        return cls(rows, reference, train, np.sort(_knn(valid, train)), nearest)
+
+    def taught_by(self, features: np.ndarray, labels: np.ndarray) -> TypicalityIndex:
+        """The same index with the user's reviewed photos (``features``, class indices ``labels``;
+        -1 for a class the model lacks) taught: see :meth:`typicality`."""
+        unit = _unit(features)
+        return replace(self, taught={c: unit[labels == c] for c in self.rows if (labels == c).any()})
 
     def typicality(self, features: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
         """(N,) percentiles in [0, 1]: the share of validation photos less typical than each,
@@ -135,7 +116,7 @@ class TypicalityIndex:
             rows = self.rows.get(int(c), self.pooled_rows)
             ref = self.reference.get(int(c), self.pooled_reference)
             out[mask] = np.searchsorted(ref, _knn(unit[mask], rows), side="right") / len(ref)
-            if self.taught is not None and self.nearest_reference is not None and int(c) in self.taught:
+            if int(c) in self.taught:
                 # as close to a photo the user labelled as a new photo of the source is to its
                 # nearest training photo: typical of what the user has taught the model
                 near = self.nearest_reference[int(c)]
