@@ -6,7 +6,9 @@ Prints one table from one run (ratios are what to compare; machines are noisy):
   ``load_learner``; the same network, so only the loop differs);
 * ``decode only``: Sorter's decoder (JPEG draft decoding, thread pool) with no network;
 * ``model only``: the network on already-decoded batches, for each backend (torch and ONNX Runtime);
-* ``Sorter end to end``: ``sort_folder`` in copy mode, copying and journaling included, per backend.
+* ``Sorter end to end``: ``sort_folder`` in copy mode, copying and journaling included, per backend;
+* ``without the face detector``: the same with the bundle's ``people`` rule removed, so the cost of
+  finding people (issue 21: at most 20 %) is a ratio from one run.
 
 Each rate is the median of ``--repeat`` runs over the same photos (the seeds' loop runs once).
 
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -40,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from sorter.files.images import scan  # noqa: E402
 from sorter.jobs.events import drive  # noqa: E402
 from sorter.jobs.sorting import SortOptions, sort_folder  # noqa: E402
+from sorter.model.bundle import load_bundle  # noqa: E402
 from sorter.model.classifier import Classifier  # noqa: E402
 
 MODEL = ROOT / "models" / "general.safetensors"
@@ -163,6 +167,9 @@ def main() -> None:
         for name in ("onnx", "torch")
     }
     onnx = backends["onnx"]
+    plain = load_bundle(MODEL)
+    plain = replace(plain, config=replace(plain.config, people=None))
+    faceless = Classifier(plain, torch.device("cpu"), backend="onnx", cache_dir=cache, batch_size=args.batch_size)
     print(
         f"{len(paths)} photos from {source}; torch threads {torch.get_num_threads()}, "
         f"decode threads {onnx.decode_threads}, batch {onnx.batch_size}, cores {os.cpu_count()}, "
@@ -182,6 +189,21 @@ def main() -> None:
             (f"[{name}] bound, shared cores: 1/(1/decode+1/model)", bound),
             (f"[{name}] Sorter end to end (copy mode)", sorter),
         ]
+    if onnx.faces is not None:
+        # alternate the two, so that the machine's drift falls on both alike
+        with_faces, without = [], []
+        for _ in range(args.repeat):
+            with_faces.append(end_to_end(onnx, source))
+            without.append(end_to_end(faceless, source))
+        rows += [
+            (
+                "[onnx] decode only, without the face detector",
+                median_of(args.repeat, lambda: decode_only(faceless, paths)),
+            ),
+            ("[onnx] end to end, without the face detector", statistics.median(without)),
+            ("[onnx] end to end, with it (alternating runs)", statistics.median(with_faces)),
+        ]
+        cost = 1 - statistics.median(with_faces) / statistics.median(without)
     seeds = float("nan") if args.skip_seeds else seeds_loop(onnx, paths)
     rows.insert(0, ("seeds' loop (fastai predict, 1 at a time)", seeds))
     print(f"{'':<54}{'photos/s':>10}")
@@ -191,6 +213,8 @@ def main() -> None:
         print(f"{f'[{name}] Sorter / seeds':<54}{sorter / seeds:>10.2f}x")
         print(f"{f'[{name}] Sorter / shared-cores bound':<54}{sorter / bound:>10.0%}")
         print(f"{f'[{name}] Sorter / perfect-overlap bound':<54}{sorter / overlap:>10.0%}")
+    if onnx.faces is not None:
+        print(f"{'[onnx] slower with the face detector (target <= 20 %)':<54}{cost:>10.0%}")
     shutil.rmtree(cache, ignore_errors=True)
     if args.scale:
         print(f"\n{'photos':>8}{'seconds':>10}{'s/1000':>9}{'peak MB':>9}")

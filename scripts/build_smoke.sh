@@ -33,6 +33,9 @@ listing() { (cd "$1" && find . -type f -not -path './.sorter/*' -print0 | sort -
 diff <(listing "$work/frozen") <(listing "$work/unfrozen")
 grep -q '"backend": "onnx"' "$work/frozen.json" || { echo "the frozen CLI did not use ONNX Runtime" >&2; exit 1; }
 echo "frozen and unfrozen CLI sorted the samples identically ($(listing "$work/frozen" | wc -l) files)"
+# the face detector and its cascade made it into the bundle: the astronaut is a person
+test -f "$work/frozen/People/astronaut.jpg" || { echo "the frozen CLI did not sort the astronaut into People" >&2; exit 1; }
+echo "frozen CLI sorted the person photo into People"
 
 QT_QPA_PLATFORM=offscreen SORTER_CONFIG_DIR="$work/config" SORTER_DATA_DIR="$work/data" \
   timeout 300 "$app/Sorter" --self-check

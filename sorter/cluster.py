@@ -117,13 +117,13 @@ class _Predictor:
         self.dim = int(loaded.state["head.weight"].shape[1])
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        arrays: list[np.ndarray] = []
+        decoded: list[tuple[np.ndarray, float]] = []
         rows: list[int] = []
         errors: list[str] = []
         for name in batch["path"]:
             path = Path(str(name))
             try:
-                arrays.append(self.classifier.preprocess(path))
+                decoded.append(self.classifier.preprocess.with_faces(path))
                 rows.append(len(errors))
                 errors.append("")
             except (UnsupportedImageError, OSError) as exc:
@@ -136,14 +136,18 @@ class _Predictor:
         probs = np.full((n, k), np.nan, dtype=np.float32)
         fit = np.ones(n, dtype=np.float32)
         features = np.zeros((n, self.dim), dtype=np.float32)
-        if arrays:
-            p, f, q = self.classifier.predict_with_features(arrays)
+        face = np.full(n, np.nan, dtype=np.float32)  # NaN: the bundle does not look for people
+        if decoded:
+            p, f, q, faces = self.classifier.predict_decoded(decoded)
             probs[rows], fit[rows], features[rows] = p, q, f
+            if faces is not None:
+                face[rows] = faces
         return {
             "index": batch["index"],
             "probs": probs,
             "features": features,
             "fit": fit,
+            "face": face,
             "error": np.array(errors, dtype=object),
         }
 
@@ -190,7 +194,7 @@ class Pool:
 
 def stream(bundle_path: Path, paths: list[Path], pool: Pool, batch_size: int = 16) -> Iterator[dict[str, Any]]:
     """Decode and classify ``paths`` on the cluster; yields one dict per photo (``index`` into
-    ``paths``, ``probs``, ``features``, ``fit``, ``error``: empty when it was read), in order.
+    ``paths``, ``probs``, ``features``, ``fit``, ``face``, ``error``: empty when it was read), in order.
 
     Raises:
         SorterError: Ray stopped the run (it restarts lost actors and reruns their batches first).
@@ -225,6 +229,7 @@ def stream(bundle_path: Path, paths: list[Path], pool: Pool, batch_size: int = 1
                     "probs": batch["probs"][j],
                     "features": batch["features"][j],
                     "fit": float(batch["fit"][j]),
+                    "face": None if np.isnan(batch["face"][j]) else float(batch["face"][j]),
                     "error": str(batch["error"][j]),
                 }
     except ray.exceptions.RayError as exc:
@@ -256,7 +261,7 @@ class ClusterClassifier(Classifier):
             if row["error"]:
                 yield Prediction(item, None, row["error"])
             else:
-                yield Prediction(item, row["probs"], features=row["features"], fit=row["fit"])
+                yield Prediction(item, row["probs"], features=row["features"], fit=row["fit"], face=row["face"])
 
 
 @dataclass

@@ -41,9 +41,11 @@ def test_sort_json_then_undo(photo_folder: Path, tmp_path: Path) -> None:
     assert "broken.jpg" in result.stderr
     assert sum(report["per_label"].values()) == 21
     assert report["images_per_second"] > 0
-    # the embedded general model has no photos to measure: the note says what that means, not "retrain it"
+    # the embedded general model has no photos to measure: one sentence, once a run, says what it
+    # knows and does not, not "retrain it"
     (note,) = report["notes"]
-    assert "cannot tell photos that fit none of its folders" in note and "earlier version" not in note
+    assert "knows everyday subjects" in note and "people" in note and "cannot tell a photo of something else" in note
+    assert note.count(". ") == 0 and "earlier version" not in note
 
     undo = sorter("undo", str(out), "--json")
     assert undo.returncode == 0, undo.stderr

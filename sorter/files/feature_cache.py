@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS features (
     checksum TEXT NOT NULL,
     PRIMARY KEY (sha256, recipe, view)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS faces (
+    sha256 TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    prominence REAL NOT NULL,
+    PRIMARY KEY (sha256, detector)
+) WITHOUT ROWID;
 """
 CLEAN_VIEW = -1
 """The unaugmented view: what sorting sees."""
@@ -147,6 +153,38 @@ class FeatureCache:
             self._db.executemany(
                 "INSERT OR REPLACE INTO features(sha256, recipe, view, dim, data, checksum) VALUES (?,?,?,?,?,?)",
                 rows,
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            log.info("could not write the feature cache %s: %s", self.path, exc)
+
+    def get_faces(self, detector: str, shas: Iterable[str]) -> dict[str, float]:
+        """The kept face prominences among ``shas`` (see :mod:`sorter.model.people`)."""
+        wanted = list(dict.fromkeys(shas))
+        found: dict[str, float] = {}
+        for start in range(0, len(wanted), 400):
+            chunk = wanted[start : start + 400]
+            marks = ",".join("?" * len(chunk))
+            try:
+                rows = self._db.execute(
+                    f"SELECT sha256, prominence FROM faces WHERE detector=? AND sha256 IN ({marks})",
+                    (detector, *chunk),
+                ).fetchall()
+            except sqlite3.DatabaseError as exc:
+                log.warning("feature cache %s cannot be read (%s)", self.path, exc)
+                return {}
+            found.update((sha, float(value)) for sha, value in rows if 0.0 <= float(value) <= 1.0)
+        return found
+
+    def put_faces(self, detector: str, items: Mapping[str, float]) -> None:
+        """Keep face prominences, so a re-score decides as sorting did without decoding again."""
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO faces(sha256, detector, prominence) VALUES (?,?,?)",
+                [(sha, detector, float(value)) for sha, value in items.items()],
             )
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:

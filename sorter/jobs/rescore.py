@@ -27,6 +27,7 @@ from sorter.learn.recalibration import recalibrate
 from sorter.learn.shift import FolderShift, TypicalityIndex, folder_shift
 from sorter.model.bundle import Bundle
 from sorter.model.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory
+from sorter.model.people import DETECTOR_NAME
 from sorter.model.replay import Replay
 from sorter.model.scoring import score
 
@@ -128,6 +129,7 @@ def rescore(
         reviewed_shas = {c.sha256 for c in labelled}
         reviewed_paths = {c.sorted_path for c in labelled}
         extra = cache.get_many(recipe, [(c.sha256, CLEAN_VIEW) for c in labelled])
+        kept_faces = cache.get_faces(DETECTOR_NAME, [op.sha256 for op in ops]) if bundle.config.people else {}
     user = _labelled_features(labelled, extra)
     memory = with_user_memory(bundle, user)
     known = [op for op in ops if (op.sha256, CLEAN_VIEW) in found]
@@ -135,7 +137,9 @@ def rescore(
     if not known:
         return Rescoring([], empty, missing, policy, 0, adapted_head(bundle, user) if adapt else None)
     feats = np.stack([found[(op.sha256, CLEAN_VIEW)] for op in known])
-    scored = score(bundle, feats, memory)
+    # a photo sorted before faces were kept counts as showing none
+    faces = np.array([kept_faces.get(op.sha256, 0.0) for op in known], dtype=np.float32) if kept_faces else None
+    scored = score(bundle, feats, memory, faces=faces)
     index = _kept(bundle).index
     # the folder against the training photos alone, as the bundle's own head sees it
     shift = folder_shift(index.typicality(feats, scored.probs.argmax(axis=1))) if index is not None else None
@@ -143,7 +147,7 @@ def rescore(
     # in a folder unlike the training photos a handful of reviews bends the head the wrong way
     head = adapted_head(bundle, user) if adapt and (not shifted or len(user) >= shifts.ADAPT_AFTER) else None
     if head is not None:
-        scored = score(bundle, feats, memory, head)
+        scored = score(bundle, feats, memory, head, faces)
     typical = _typicality(bundle, index, feats, scored.probs.argmax(axis=1), user)
     calibrated_on = 0
     if policy.target is not None:

@@ -38,6 +38,7 @@ from sorter.jobs.policy import Choices, Policy
 from sorter.learn.recalibration import recalibrate, since_made
 from sorter.learn.shift import UNLIKE_REASON, ShiftWatch, TypicalityIndex
 from sorter.model.classifier import Classifier, top_k
+from sorter.model.people import DETECTOR_NAME
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
 from sorter.usertypes import RunMode, RunStatus
 
@@ -59,6 +60,7 @@ class _Pending:
     future: Future[list[Placed]]
     features: np.ndarray | None = None
     reason: str | None = None
+    face: float | None = None
 
 
 @dataclass(frozen=True)
@@ -205,14 +207,25 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
     pending: deque[_Pending] = deque()
     features: FeatureCache | None = None
     unsaved: dict[tuple[str, int], np.ndarray] = {}
+    unsaved_faces: dict[str, float] = {}
 
-    def keep_features(sha: str, vector: np.ndarray | None) -> None:
+    def save_features() -> None:
+        assert features is not None
+        if unsaved:
+            features.put_many(classifier.feature_recipe, unsaved)
+            unsaved.clear()
+        if unsaved_faces:
+            features.put_faces(DETECTOR_NAME, unsaved_faces)
+            unsaved_faces.clear()
+
+    def keep_features(sha: str, vector: np.ndarray | None, face: float | None) -> None:
         if features is None or vector is None:
             return
         unsaved[(sha, CLEAN_VIEW)] = vector
+        if face is not None:  # re-scoring finds the face sorting found, and decides as it did
+            unsaved_faces[sha] = face
         if len(unsaved) >= FEATURE_FLUSH:
-            features.put_many(classifier.feature_recipe, unsaved)
-            unsaved.clear()
+            save_features()
 
     index = 0
 
@@ -251,7 +264,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
         ]
         journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, ops)
         if placed:
-            keep_features(placed[0].sha256, p.features)
+            keep_features(placed[0].sha256, p.features, p.face)
         duplicate = all(pl.outcome == "duplicate" for pl in placed)
         return event(
             c,
@@ -311,7 +324,9 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             else:
                 staged = [copier.submit(stage, c.path, output / label) for label in labels]
                 future = writer.submit(name_all, c.path, output, labels, staged)
-            pending.append(_Pending(c, pred.probs, labels, top, confidence, status, future, pred.features, reason))
+            pending.append(
+                _Pending(c, pred.probs, labels, top, confidence, status, future, pred.features, reason, pred.face)
+            )
             while pending and (pending[0].future.done() or len(pending) >= MAX_WRITES_IN_FLIGHT):
                 yield finish(pending.popleft())
         while pending:
@@ -329,8 +344,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
         writer.shutdown(wait=True)
         copier.shutdown(wait=True)
         if features is not None:
-            if unsaved:
-                features.put_many(classifier.feature_recipe, unsaved)
+            save_features()
             features.close()
         summary.seconds = time.perf_counter() - started
         if journal is not None:

@@ -118,11 +118,15 @@ class Bundle:
         if self.config.ood is not None or self.config.calibration is not None:
             return None
         if not self.config.training.get("data"):
+            # one sentence, once a run: what it knows, what it does not, and what helps
+            subjects = list(self.config.classes[:4])
+            if self.config.people is not None and self.config.people.folder not in subjects:
+                subjects.append(self.config.people.folder)
+            known = ", ".join(c.lower() for c in subjects)
             return (
-                f"the model '{self.name}' cannot tell photos that fit none of its folders, and its confidence "
-                "is not calibrated (the photos it was made from are not at hand to measure): a photo of "
-                "something else goes to the likeliest folder when the model is sure enough; a model trained "
-                "on your own categories (sorter train) sets such photos apart"
+                f"the model '{self.name}' knows everyday subjects ({known} and the like) but not your own "
+                "categories, and cannot tell a photo of something else, which may land in the nearest folder: "
+                "train a model on your own folders (sorter train) to sort those"
             )
         return (
             f"the model '{self.name}' has no statistics for photos that fit none of its categories, and no "

@@ -22,6 +22,7 @@ import torch
 from sorter.errors import DeviceError, ModelLoadError, UnsupportedImageError
 from sorter.model.bundle import Bundle, load_bundle
 from sorter.model.config import BundleConfig
+from sorter.model.people import FaceFinder, with_people
 from sorter.model.pipeline import InferencePipeline
 from sorter.model.preprocess import Preprocessor
 
@@ -57,6 +58,9 @@ class Prediction(Generic[T]):
     """Pooled body features (what re-scoring and the exemplar memory compare)."""
     fit: float = 1.0
     """Best cosine to a class mean or stored photo: low means it looks like none of the classes."""
+    face: float | None = None
+    """The largest face's prominence (see :mod:`sorter.model.people`); None for a bundle that
+    does not look for people."""
 
 
 BACKENDS = ("auto", "torch", "onnx")
@@ -90,7 +94,10 @@ class Classifier:
         self.device = device
         self.batch_size = max(1, batch_size)
         self.decode_threads = max(1, decode_threads or os.cpu_count() or 1)
-        self.preprocess = Preprocessor(self.config)
+        # a bundle that opts into people gets the detector; loading it fails here, not per photo
+        people = self.config.people
+        self.faces = FaceFinder(people.min_face) if people is not None else None
+        self.preprocess = Preprocessor(self.config, self.faces)
         self.pipeline = InferencePipeline(bundle.build_model(), self.config, bundle.memory, bundle.ood_anchors).eval()
         self.backend = self._choose_backend(backend)
         self._engine: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]] = self._torch_engine
@@ -162,6 +169,17 @@ class Classifier:
         """Probabilities (N, classes), pooled body features (N, D) and fit (N,)."""
         return self._engine(np.stack(arrays))
 
+    def predict_decoded(
+        self, decoded: Sequence[tuple[np.ndarray, float]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Probabilities (with a prominent face's evidence for a bundle that looks for people),
+        features, fit and face prominences (None for a bundle that does not) for photos as
+        :meth:`Preprocessor.with_faces` decodes them: the local path and the cluster's actors
+        both finish here."""
+        probs, features, fit = self._engine(np.stack([arr for arr, _ in decoded]))
+        faces = np.array([face for _, face in decoded], dtype=np.float32) if self.faces is not None else None
+        return with_people(probs, faces, self.config.people, self.classes), features, fit, faces
+
     @property
     def feature_recipe(self) -> str:
         """Identifies the features this network makes: same recipe, comparable vectors."""
@@ -191,11 +209,11 @@ class Classifier:
         """
         window = self.batch_size * 2 + self.decode_threads
         pool = ThreadPoolExecutor(self.decode_threads, thread_name_prefix="sorter-decode")
-        queue: deque[tuple[T, Future[np.ndarray]]] = deque()
+        queue: deque[tuple[T, Future[tuple[np.ndarray, float]]]] = deque()
         source = iter(items)
         try:
             exhausted = False
-            pending: list[tuple[T, np.ndarray | None, str | None]] = []
+            pending: list[tuple[T, tuple[np.ndarray, float] | None, str | None]] = []
             while True:
                 while not exhausted and len(queue) < window:
                     try:
@@ -203,7 +221,7 @@ class Classifier:
                     except StopIteration:
                         exhausted = True
                         break
-                    queue.append((item, pool.submit(self.preprocess, path_of(item))))
+                    queue.append((item, pool.submit(self.preprocess.with_faces, path_of(item))))
                 if not queue:
                     break
                 item, future = queue.popleft()
@@ -219,20 +237,21 @@ class Classifier:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _flush(self, pending: list[tuple[T, np.ndarray | None, str | None]]) -> Iterator[Prediction[T]]:
-        arrays = [arr for _, arr, _ in pending if arr is not None]
-        if not arrays:
+    def _flush(self, pending: list[tuple[T, tuple[np.ndarray, float] | None, str | None]]) -> Iterator[Prediction[T]]:
+        decoded = [got for _, got, _ in pending if got is not None]
+        if not decoded:
             for item, _, error in pending:
                 yield Prediction(item, None, error)
             return
-        probs, features, fit = self.predict_with_features(arrays)
-        rows = iter(range(len(arrays)))
-        for item, arr, error in pending:
-            if arr is None:
+        probs, features, fit, faces = self.predict_decoded(decoded)
+        rows = iter(range(len(decoded)))
+        for item, got, error in pending:
+            if got is None:
                 yield Prediction(item, None, error)
             else:
                 row = next(rows)
-                yield Prediction(item, probs[row], features=features[row], fit=float(fit[row]))
+                face = None if faces is None else float(faces[row])
+                yield Prediction(item, probs[row], features=features[row], fit=float(fit[row]), face=face)
 
 
 def top_k(probs: np.ndarray, classes: Sequence[str], k: int = 3) -> list[tuple[str, float]]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sorter.errors import ModelLoadError
 from sorter.model.calibration import Calibration
+from sorter.model.people import PeopleRule
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER, class_names_problem
 
 FORMAT = "sorter-bundle"
@@ -93,6 +94,8 @@ class BundleConfig:
     calibration: Mapping[str, Any] | None = None
     """Temperature and per-class precision table (:class:`sorter.model.calibration.Calibration`)."""
     replay: ReplaySettings | None = None
+    people: PeopleRule | None = None
+    """A prominent face sends the photo to this folder (see :mod:`sorter.model.people`)."""
 
     def calibration_table(self) -> Calibration | None:
         if self.calibration is None:
@@ -228,6 +231,18 @@ class BundleConfig:
             if valid_rows > rows:
                 raise bad("its feature replay has more validation rows than rows")
             replay = ReplaySettings(rows, valid_rows)
+        people = None
+        raw_people = data.get("people")
+        if raw_people is not None:
+            if not isinstance(raw_people, dict) or raw_people.get("folder") not in classes:
+                raise bad("its people folder must be one of its classes")
+            if multi:
+                raise bad("a multi-label model cannot send people to one folder")
+            people = PeopleRule(
+                folder=str(raw_people["folder"]),
+                min_face=_number(raw_people.get("min_face", 0.1), 0.01, 1.0, "the smallest face", bad),
+                confidence=_number(raw_people.get("confidence", 0.95), 0.5, 1.0, "the people confidence", bad),
+            )
         calibration = data.get("calibration")
         if calibration is not None:
             if not isinstance(calibration, dict):
@@ -253,6 +268,7 @@ class BundleConfig:
             ood=ood,
             calibration=calibration,
             replay=replay,
+            people=people,
         )
 
 

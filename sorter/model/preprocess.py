@@ -17,6 +17,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from sorter.errors import UnsupportedImageError
 from sorter.files.images import SNIFF_BYTES, sniff_format
 from sorter.model.config import BundleConfig
+from sorter.model.people import SIDE, FaceFinder
 
 try:  # HEIC/HEIF from phones; optional so a minimal install still sorts JPEGs.
     import pillow_heif
@@ -52,15 +53,22 @@ class Preprocessor:
 
     Args:
         config: the bundle's config (input size, resize method, interpolation).
+        faces: a face detector to run on the whole decoded photo (see :meth:`with_faces`).
     """
 
-    def __init__(self, config: BundleConfig) -> None:
+    def __init__(self, config: BundleConfig, faces: FaceFinder | None = None) -> None:
         self.height, self.width = config.input_size
         self.resize = config.resize
         self.crop_pct = config.crop_pct
         self.resample = _RESAMPLE[config.interpolation]
+        self.faces = faces
 
     def __call__(self, path: Path) -> np.ndarray:
+        return self.with_faces(path)[0]
+
+    def with_faces(self, path: Path) -> tuple[np.ndarray, float]:
+        """The network's input and the largest face's prominence (0 without a detector): the
+        detector sees the photo decoded once for both, whole and upright."""
         try:
             with Image.open(path) as img:
                 return self._convert(img)
@@ -79,7 +87,7 @@ class Preprocessor:
         except MemoryError as exc:
             raise UnsupportedImageError(path, "not enough memory to open the image") from exc
 
-    def _convert(self, img: Image.Image) -> np.ndarray:
+    def _convert(self, img: Image.Image) -> tuple[np.ndarray, float]:
         if img.width * img.height > MAX_PIXELS:  # Pillow only warns below twice its limit
             raise UnsupportedImageError(
                 Path(getattr(img, "filename", "") or "image"), "the image is too large to open safely"
@@ -104,6 +112,7 @@ class Preprocessor:
         w, h = img.size
         if w < 1 or h < 1:
             raise UnsupportedImageError(Path(getattr(img, "filename", "") or "image"), "the image is empty")
+        prominence = self._prominence(img, orientation) if self.faces is not None else 0.0
         if self.resize == "crop":
             scale = max(need_w / w, need_h / h)
             box_w, box_h = tw / scale, th / scale
@@ -118,7 +127,17 @@ class Preprocessor:
         method = _TRANSPOSE.get(orientation)
         if method is not None:
             img = img.transpose(method)
-        return np.array(img, dtype=np.uint8)  # writable: torch.from_numpy needs it
+        return np.array(img, dtype=np.uint8), prominence  # writable: torch.from_numpy needs it
+
+    def _prominence(self, img: Image.Image, orientation: int) -> float:
+        """Faces on a small grey copy, turned upright (the cascade finds upright faces only)."""
+        assert self.faces is not None
+        gray = img.convert("L")
+        gray.thumbnail((SIDE, SIDE), Image.Resampling.BILINEAR, reducing_gap=None)
+        method = _TRANSPOSE.get(orientation)
+        if method is not None:
+            gray = gray.transpose(method)
+        return self.faces.prominence(np.asarray(gray))
 
 
 def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:

@@ -16,6 +16,7 @@ import torch
 
 from sorter.model.bundle import Bundle, Head
 from sorter.model.memory import ExemplarMemory, Scorer
+from sorter.model.people import with_people
 from sorter.model.pipeline import group_matrix
 
 
@@ -59,13 +60,16 @@ def score(
     features: np.ndarray,
     memory: ExemplarMemory | None,
     head: Head | None = None,
+    faces: np.ndarray | None = None,
 ) -> Scored:
     """Score features as ``bundle`` would: its head (or ``head``, one adapted to the user's
     photos), its grouping, temperature and fit anchors, with ``memory`` voting (the bundle's
-    own, the bundle's plus the user's reviewed photos, or None for the head alone)."""
+    own, the bundle's plus the user's reviewed photos, or None for the head alone), and, for a
+    bundle that looks for people, the faces found when the photos were sorted (``faces``: one
+    prominence per row, 0 for none)."""
     group = group_matrix(bundle.config)
     anchors = bundle.ood_anchors
-    return score_features(
+    scored = score_features(
         features,
         head if head is not None else bundle.head,
         group=None if group is None else group.numpy(),
@@ -74,3 +78,6 @@ def score(
         temperature=bundle.config.temperature,
         anchors=None if anchors is None else anchors.numpy(),
     )
+    if faces is None or bundle.config.people is None:
+        return scored
+    return Scored(with_people(scored.probs, faces, bundle.config.people, bundle.config.classes), scored.fit)
