@@ -6,6 +6,21 @@ Kept outside ``sorter.train`` so building the CLI parser never imports fastai.
 from __future__ import annotations
 
 import argparse
+import re
+
+DEFAULT_BUDGET_S = 300.0
+"""What ``sorter train`` spends on a CPU unless told otherwise: five minutes."""
+TAIL_EPOCHS = 5
+"""Epochs of the tail step when the budget allows them all (and at once on a GPU)."""
+
+
+def parse_budget(text: str) -> float:
+    """``5m``, ``90s``, ``1h``, ``300`` (seconds) or ``0`` (the head alone) → seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text.lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a time: write for example 5m, 90s or 0")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    return value * {"s": 1, "m": 60, "h": 3600}[unit]
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +31,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--views", type=int, default=None, help="augmented views per training photo (default 3; 0: the clean view only)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="one view of each photo and 8 epochs: about 3x faster, for a first try"
+        "--quick",
+        action="store_true",
+        help="one view of each photo, 8 epochs, the head alone: about 3x faster, for a first try",
+    )
+    parser.add_argument(
+        "--budget",
+        type=parse_budget,
+        default=None,
+        help="time training may take, e.g. 5m (the default on a CPU): after the head, the network's last blocks "
+        "train for what is left, and are kept only if they win on the validation photos; 0: the head alone. "
+        "A GPU trains them at once.",
     )
     parser.add_argument("--fine-tune-epochs", type=int, default=0, help="unfrozen epochs (slow on CPU)")
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the head's loss")

@@ -54,6 +54,9 @@ def train_progress(enabled: bool) -> Callable[[Any], None]:
             if p.step >= p.total:
                 bar.close()
             return
+        if p.note is not None:  # what the time budget tried, skipped or kept
+            print(p.note, file=sys.stderr)
+            return
         parts = [f"{p.phase} epoch {p.step}/{p.total}"]
         for name, value in (("train loss", p.train_loss), ("valid loss", p.valid_loss), ("metric", p.metric)):
             if value is not None:

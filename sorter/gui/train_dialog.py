@@ -1,16 +1,18 @@
 """Train a new model from a labelled folder, or retrain the current one with the corrections.
 
-Training runs on a pool worker (fastai is imported there, never at start-up); each epoch reaches
-the dialog as a signal. At the end the dialog shows the accuracy (old against new when
-retraining) and the confusion matrix, and offers *Use new model* or *Keep current*.
+Training runs on a pool worker (fastai is imported there, never at start-up); each epoch, and
+each sentence on what the time budget tried and kept, reaches the dialog as a signal, and the
+dialog counts the budget down. At the end it shows the accuracy (old against new when retraining),
+which recipe won, and the confusion matrix, and offers *Use new model* or *Keep current*.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QDialog,
@@ -73,6 +75,11 @@ class TrainDialog(QDialog):
         self._worker: FunctionWorker | None = None
         self._relay = _Relay()
         self._relay.progressed.connect(self._on_progress)
+        self._started: float | None = None
+        self._budget_s: float | None = None
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._tick)
 
         layout = QVBoxLayout(self)
         self.new_radio = QRadioButton("Train a new model from a folder with one sub-folder per category")
@@ -93,7 +100,18 @@ class TrainDialog(QDialog):
         self.epochs.setRange(1, 100)
         self.epochs.setValue(12)
         form.addRow("Epochs:", self.epochs)
+        self.budget = QSpinBox()
+        self.budget.setRange(0, 120)
+        self.budget.setValue(5)
+        self.budget.setSuffix(" min")
+        self.budget.setSpecialValueText("none: the head alone")
+        self.budget.setToolTip(
+            "After the head, the network's last blocks train for the time that is left, and are kept only if "
+            "they sort the validation photos better. A GPU trains them at once."
+        )
+        form.addRow("Time budget:", self.budget)
         layout.addLayout(form)
+        self.time_label = QLabel("")
         self.progress = QProgressBar()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -103,6 +121,7 @@ class TrainDialog(QDialog):
         self.confusion = QLabel()
         self.confusion.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.addWidget(self.progress)
+        layout.addWidget(self.time_label)
         layout.addWidget(self.log, 1)
         layout.addWidget(self.result_label)
         layout.addWidget(self.confusion)
@@ -134,6 +153,7 @@ class TrainDialog(QDialog):
             messages.show_error(self, f"A model named '{name}' already exists; choose another name.")
             return
         relay, epochs, cache = self._relay, self.epochs.value(), self.feature_cache
+        budget_s = 60.0 * self.budget.value()
         if self.retrain_radio.isChecked():
             assert self.current_model is not None
             model, db = self.current_model, self.corrections_db
@@ -153,13 +173,22 @@ class TrainDialog(QDialog):
 
             def work() -> dict[str, Any]:
                 from sorter.learn.datasets import load_data
+                from sorter.model.classifier import resolve_device
                 from sorter.train.recipe import TrainSettings
                 from sorter.train.train import fit_and_export
+                from sorter.train_args import TAIL_EPOCHS
 
+                device = resolve_device("auto")
+                settings = TrainSettings(
+                    epochs=epochs,
+                    device=str(device),
+                    tail_epochs=TAIL_EPOCHS if budget_s > 0 else 0,
+                    budget_s=budget_s if budget_s > 0 and device.type == "cpu" else None,
+                )
                 trained = fit_and_export(
                     load_data(data),
                     out,
-                    TrainSettings(epochs=epochs),
+                    settings,
                     progress=relay.progressed.emit,
                     feature_cache=cache,
                 )
@@ -172,9 +201,33 @@ class TrainDialog(QDialog):
         self.start_button.setEnabled(False)
         self.log.appendPlainText("Preparing the photos and the network…")
         self.progress.setRange(0, 0)
+        self._started = time.monotonic()
+        self._budget_s = budget_s if self.new_radio.isChecked() and budget_s > 0 else None
+        self._tick()
+        self._clock.start()
         self.pool.start(self._worker)
 
+    def _tick(self) -> None:
+        """The time left of the budget (or the time spent, without one), once a second."""
+        if self._started is None:
+            return
+        spent = time.monotonic() - self._started
+        if self._budget_s is None:
+            self.time_label.setText(f"{_clock(spent)} so far")
+        else:
+            left = max(0.0, self._budget_s - spent)
+            self.time_label.setText(f"{_clock(left)} left of the {_clock(self._budget_s)} budget")
+
+    def _stop_clock(self) -> None:
+        self._clock.stop()
+        if self._started is not None:
+            self.time_label.setText(f"Took {_clock(time.monotonic() - self._started)}.")
+        self._started = None
+
     def _on_progress(self, p: Any) -> None:
+        if p.note is not None:  # a step of the time budget: tried, skipped or kept
+            self.log.appendPlainText(p.note)
+            return
         self.progress.setRange(0, p.total)
         self.progress.setValue(p.step)
         if p.phase == "features":
@@ -186,6 +239,7 @@ class TrainDialog(QDialog):
         self.log.appendPlainText(f"{p.phase} epoch {p.step}/{p.total}: {loss}{metric}")
 
     def _on_done(self, result: dict[str, Any]) -> None:
+        self._stop_clock()
         self.new_model = Path(result["path"])
         if "retrain" in result:
             r = result["retrain"]
@@ -201,7 +255,9 @@ class TrainDialog(QDialog):
             )
         else:
             report = result["report"]
-            self.result_label.setText(f"Validation accuracy {report['accuracy']:.1%} on {report['n']} photos.")
+            self.result_label.setText(
+                f"Validation accuracy {report['accuracy']:.1%} on {report['n']} photos. {_recipe_sentence(report)}"
+            )
         png = self.new_model.with_suffix(".confusion.png")
         if png.exists():
             self.confusion.setPixmap(QPixmap(str(png)).scaledToHeight(260, Qt.TransformationMode.SmoothTransformation))
@@ -211,6 +267,7 @@ class TrainDialog(QDialog):
         self.trained.emit(self.new_model)
 
     def _on_error(self, exc: BaseException) -> None:
+        self._stop_clock()
         self.start_button.setEnabled(True)
         self.progress.setRange(0, 1)
         messages.show_error(self, exc)
@@ -219,3 +276,27 @@ class TrainDialog(QDialog):
         if self.new_model is not None:
             self.model_accepted.emit(self.new_model)
         self.accept()
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def _recipe_sentence(report: dict[str, Any]) -> str:
+    """Which step won, in the user's words, from the report's ``tried`` list."""
+    tried = {a["recipe"]: a for a in report.get("tried", [])}
+    tail, head = tried.get("tail"), tried.get("head")
+    if tail is None or head is None:
+        return ""
+    if tail.get("valid_accuracy") is None:
+        return f"The last blocks of the network were {tail.get('note', 'not tried')}."
+    if tail["kept"]:
+        return (
+            f"Kept: the network's last blocks trained too ({tail['valid_accuracy']:.1%} against "
+            f"{head['valid_accuracy']:.1%} for the head alone)."
+        )
+    return (
+        f"Kept: the head alone ({head['valid_accuracy']:.1%}); training the last blocks too gave "
+        f"{tail['valid_accuracy']:.1%}."
+    )

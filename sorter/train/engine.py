@@ -14,14 +14,13 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import fastai.callback.schedule  # noqa: F401  (patches fit_one_cycle and lr_find onto Learner)
 import numpy as np
 import torch
-from fastai.callback.core import Callback
 from fastai.callback.mixup import MixUp
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
@@ -36,36 +35,12 @@ from sorter.learn.datasets import LabelledData, Sample
 from sorter.model.architecture import SorterNet, load_body_weights
 from sorter.model.bundle import save_bundle
 from sorter.model.config import BundleConfig
+from sorter.train.callbacks import Report
 from sorter.train.features import FeatureSet, build_dataloaders, extract_features
-from sorter.train.recipe import ProgressFn, TrainProgress, TrainSettings
+from sorter.train.recipe import Attempt, ProgressFn, TrainSettings
+from sorter.train.tail import accuracy_of, clean_pooled, fit_tail, pooled, prepare_tail
 
 log = logging.getLogger(__name__)
-
-
-class _Report(Callback):
-    """Hands each epoch's numbers to the caller (the CLI bar, the GUI's train dialog)."""
-
-    order = 90
-
-    def __init__(self, progress: ProgressFn | None, phase: str) -> None:
-        self.progress = progress
-        self.phase = phase
-
-    def after_epoch(self) -> None:
-        if self.progress is None:
-            return
-        values = list(self.recorder.log[1:]) if self.recorder.log else []
-        numbers = [float(v) for v in values if isinstance(v, (int, float, np.floating))]
-        self.progress(
-            TrainProgress(
-                self.phase,
-                self.epoch + 1,
-                self.n_epoch,
-                numbers[0] if len(numbers) > 0 else None,
-                numbers[1] if len(numbers) > 1 else None,
-                numbers[2] if len(numbers) > 2 else None,
-            )
-        )
 
 
 def base_config(data: LabelledData, settings: TrainSettings) -> BundleConfig:
@@ -113,6 +88,13 @@ class TrainResult:
     features: FeatureSet | None = None
     """The clean features of validation and memory photos (None after a fine-tune changed the body)."""
     computed_features: int = 0
+    attempts: list[Attempt] = field(default_factory=list)
+    """What the run tried, in order, and which one it kept."""
+
+    @property
+    def recipe(self) -> str:
+        kept = [a.recipe for a in self.attempts if a.kept]
+        return kept[-1] if kept else "head"
 
 
 def train(
@@ -153,16 +135,29 @@ def train(
         load_body_weights(model, settings.weights)
     model = model.to(device).to(memory_format=torch.channels_last)
 
-    # Phase 1: body features (several augmented views of each training photo), cached on disk.
+    # Phase 1: body features (several augmented views of each training photo), cached on disk;
+    # for the tail step, the stem's output instead, and the features pooled from it.
     t0 = time.perf_counter()
+    attempts: list[Attempt] = []
     clean_idx = list(dict.fromkeys([*valid_idx, *(memory_idx or [])]))
-    feature_set = extract_features(
-        model, data.samples, train_idx, clean_idx, config, settings, device, feature_cache, progress
+    tail, kept_input = prepare_tail(
+        model, data, train_idx, valid_idx, clean_idx, config, settings, device, progress, attempts
     )
+    if tail is not None and kept_input is not None:
+        feature_set = FeatureSet(
+            train=pooled(tail, kept_input[0]),
+            clean=clean_pooled(tail, kept_input[1], clean_idx),
+            computed=len(kept_input[0]) + len(clean_idx),
+        )
+    else:
+        feature_set = extract_features(
+            model, data.samples, train_idx, clean_idx, config, settings, device, feature_cache, progress
+        )
     yt_one = _targets(data.samples, train_idx, config)
     xt = feature_set.train
     views = max(1, settings.views)  # 0: one clean row per photo
     yt = yt_one.repeat(views, *([1] * (yt_one.dim() - 1)))
+    y_views = yt
     if repeats:
         extra = [
             (v * len(train_idx) + row, n - 1)
@@ -203,10 +198,23 @@ def train(
     head_learn = Learner(feat_dls, head, loss_func=loss, metrics=metric, path=scratch.name)
     with head_learn.no_bar(), head_learn.no_logging():
         lr = settings.lr or _suggest_lr(head_learn)
-        head_learn.add_cb(_Report(progress, "head"))  # after lr_find, whose steps are no epochs
+        head_learn.add_cb(Report(progress, "head"))  # after lr_find, whose steps are no epochs
         extra_cbs = [MixUp(settings.mixup)] if settings.mixup > 0 and not config.multi_label else []
         head_learn.fit_one_cycle(settings.epochs, lr_max=lr, cbs=extra_cbs)
     head_seconds = time.perf_counter() - t1
+    head_accuracy = None if config.multi_label else accuracy_of(head, xv, yv)
+    attempts.append(Attempt("head", head_accuracy, time.perf_counter() - started, kept=True))
+    if tail is not None and kept_input is not None and head_accuracy is not None:
+        tuned = fit_tail(
+            tail, kept_input, y_views, valid_idx, yv, loss, lr, settings, started, progress, scratch.name, attempts
+        )
+        if tuned:
+            # the body changed: what the bundle keeps (replay, statistics, memory) is pooled anew
+            feature_set = FeatureSet(
+                train=pooled(tail, kept_input[0]),
+                clean=clean_pooled(tail, kept_input[1], clean_idx),
+                computed=feature_set.computed,
+            )
 
     # Phase 3 (optional): unfreeze the body, discriminative learning rates via the splitter.
     t2 = time.perf_counter()
@@ -217,7 +225,7 @@ def train(
             model,
             loss_func=loss,
             metrics=metric,
-            cbs=[_Report(progress, "fine-tune")],
+            cbs=[Report(progress, "fine-tune")],
             splitter=lambda m: [params(m.body), params(m.head)],
             path=scratch.name,
         )
@@ -242,6 +250,7 @@ def train(
         lr=float(lr),
         features=feature_set if settings.fine_tune_epochs == 0 else None,
         computed_features=feature_set.computed,
+        attempts=attempts,
     )
 
 

@@ -220,3 +220,52 @@ def extract_features(
         computed=len(computed_aug) + len(computed_clean),
         shas=shas,
     )
+
+
+def extract_activations(
+    stem: nn.Module,
+    samples: Sequence[Sample],
+    train_idx: list[int],
+    clean_idx: list[int],
+    config: BundleConfig,
+    settings: TrainSettings,
+    device: torch.device,
+    progress: ProgressFn | None,
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """The stem's output (float16, on the CPU) for ``views`` augmented views of each training
+    photo and the clean view of each photo in ``clean_idx``: what the tail step trains on
+    (:mod:`sorter.train.tail`). Computed every time; the feature cache keeps pooled features only."""
+    views = max(1, settings.views)
+    train_side = train_idx or clean_idx[:1]
+    valid_side = clean_idx or train_idx[:1]
+    dls = build_dataloaders(samples, train_side, valid_side, config, settings, device)
+    train_dl = dls.train.new(shuffle=False, drop_last=False)
+    total = (len(train_dl) * views if train_idx else 0) + (len(dls.valid) if clean_idx else 0)
+    rows: list[torch.Tensor] = []
+    if train_idx:
+        for v in range(views):
+            acts, _ = _activations(stem, train_dl, progress, v * len(train_dl), total)
+            rows.append(acts)
+    clean: dict[int, torch.Tensor] = {}
+    if clean_idx:
+        acts, _ = _activations(stem, dls.valid, progress, total - len(dls.valid), total)
+        clean = dict(zip(clean_idx, acts, strict=True))
+    train = torch.cat(rows) if rows else torch.zeros(0)
+    return train, clean
+
+
+def _activations(
+    stem: nn.Module, dl: Any, progress: ProgressFn | None, step0: int, total: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    out, ys = [], []
+    step = step0
+    stem.eval()
+    with torch.no_grad():  # not inference mode: the tail trains on these, under autograd
+        for xb, yb in dl:
+            x = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
+            out.append(stem(x).half().cpu().contiguous())
+            ys.append(yb.as_subclass(torch.Tensor).cpu())
+            step += 1
+            if progress is not None:
+                progress(TrainProgress(FEATURE_EVENT, step, total))
+    return torch.cat(out), torch.cat(ys)

@@ -14,7 +14,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class TrainProgress:
-    """One progress report: feature extraction steps, or an epoch's losses and metric."""
+    """One progress report: feature extraction steps, an epoch's losses and metric, or (phase
+    :data:`CHOICE`) a sentence on what the time budget tried and kept."""
 
     phase: str
     step: int
@@ -22,6 +23,31 @@ class TrainProgress:
     train_loss: float | None = None
     valid_loss: float | None = None
     metric: float | None = None
+    note: str | None = None
+
+
+CHOICE = "choice"
+"""The phase of a report that only carries a note (a step tried, skipped or kept)."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One step of a training run: the head alone, then (time allowing) the tail as well."""
+
+    recipe: str
+    valid_accuracy: float | None
+    seconds: float
+    kept: bool
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "valid_accuracy": None if self.valid_accuracy is None else round(self.valid_accuracy, 4),
+            "seconds": round(self.seconds, 1),
+            "kept": self.kept,
+            **({"note": self.note} if self.note else {}),
+        }
 
 
 ProgressFn = Callable[[TrainProgress], None]
@@ -40,6 +66,15 @@ class TrainSettings:
     no augmentation (what ``sorter train --cluster`` computes on a cluster)."""
     fine_tune_epochs: int = 0
     """Unfrozen epochs over the images (slow on a CPU)."""
+    tail_epochs: int = 0
+    """Epochs training the body's last blocks on their kept input after the head
+    (:mod:`sorter.train.tail`); kept only if it wins on the validation photos. 0: the head alone."""
+    keep_tail: str = "if better"
+    """``if better``: the tail is kept only if it beats the head alone on the validation photos;
+    ``always``: kept regardless (``benchmarks/recipes.py`` measures both on held-out photos)."""
+    budget_s: float | None = None
+    """Seconds the whole run may take: the tail step gets as many epochs as the time left allows
+    (None: all of them)."""
     label_smoothing: float = 0.0
     """Label smoothing of the head's loss (single-label); 0 = none."""
     mixup: float = 0.0

@@ -162,6 +162,9 @@ def retrain(
                 "confirmations": len(reviewed) - corrections,
                 "user_repeats": times,
                 "training_data": source,
+                # the body the old bundle's recipe made (its last blocks trained, perhaps) is kept
+                # as it is; only the head is fitted again, in seconds
+                "body_recipe": str(facts.get("body_recipe", facts.get("recipe", "head"))),
             },
             feature_cache=feature_cache,
             repeats=dict.fromkeys(extra_idx, times),

@@ -35,7 +35,7 @@ from sorter.model.scoring import score_features
 from sorter.train.engine import TrainResult, train
 from sorter.train.features import sample_sha
 from sorter.train.recipe import ProgressFn, TrainSettings
-from sorter.train_args import add_train_arguments
+from sorter.train_args import DEFAULT_BUDGET_S, TAIL_EPOCHS, add_train_arguments
 
 
 @dataclass
@@ -124,6 +124,10 @@ def fit_and_export(
         "epochs": settings.epochs,
         "views": settings.views,
         "fine_tune_epochs": settings.fine_tune_epochs,
+        "recipe": result.recipe,
+        "tail_epochs": settings.tail_epochs if result.recipe == "tail" else 0,
+        "budget_s": settings.budget_s,
+        "tried": [a.to_json() for a in result.attempts],
         "lr": result.lr,
         "weights": str(settings.weights) if settings.weights else f"embedded {settings.architecture} ImageNet",
         "metrics": {
@@ -150,6 +154,8 @@ def fit_and_export(
             "head_seconds": round(result.head_seconds, 1),
             "fine_tune_seconds": round(result.fine_tune_seconds, 1),
         },
+        "recipe": result.recipe,
+        "tried": [a.to_json() for a in result.attempts],
         "training": facts,
     }
     report_path = path.with_suffix(".report.json")
@@ -276,8 +282,16 @@ def plot_confusion(evaluation: Evaluation, path: Path) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> TrainSettings:
+    """The recipe the options ask for. The time budget: ``--quick``, ``--budget 0`` and cluster
+    features (one clean view, no activations) train the head alone; otherwise the tail step
+    follows, within ``--budget`` (5 minutes by default on a CPU; a GPU gets all its epochs)."""
     from sorter.model.classifier import resolve_device
 
+    device = resolve_device(args.device)
+    budget = getattr(args, "budget", None)
+    head_only = args.quick or budget == 0 or getattr(args, "cluster", None) or args.views == 0
+    if budget is None and device.type == "cpu":
+        budget = DEFAULT_BUDGET_S
     return TrainSettings(
         architecture=args.arch,
         weights=Path(args.weights) if args.weights else None,
@@ -288,7 +302,9 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         label_smoothing=args.label_smoothing,
         mixup=args.mixup,
         seed=args.seed,
-        device=str(resolve_device(args.device)),
+        device=str(device),
+        tail_epochs=0 if head_only else TAIL_EPOCHS,
+        budget_s=None if head_only else budget,
     )
 
 

@@ -16,13 +16,20 @@ def test_train_dialog_trains_and_offers_the_new_model(qtbot, window, tiny_data: 
     dialog.data_edit.setText(str(tiny_data))
     dialog.name_edit.setText("tiny from gui")
     dialog.epochs.setValue(4)
+    dialog.budget.setValue(10)  # enough for the tail step on these 72 photos, so it always runs
     with qtbot.waitSignal(dialog.trained, timeout=300_000) as blocker:
         dialog.start_button.click()
+        assert "left of the 10:00 budget" in dialog.time_label.text()
     path = blocker.args[0]
     assert path == tmp_path / "user models" / "tiny from gui.safetensors" and path.exists()
     assert "Validation accuracy" in dialog.result_label.text()
     assert not dialog.confusion.pixmap().isNull()
-    assert "head epoch 4/4" in dialog.log.toPlainText()
+    log = dialog.log.toPlainText()
+    assert "head epoch 4/4" in log
+    # each step of the budget is shown, and what won
+    assert "Training the last blocks of the network" in log and "Last blocks trained" in log
+    assert "Kept: " in dialog.result_label.text()
+    assert dialog.time_label.text().startswith("Took ")
     with qtbot.waitSignal(dialog.model_accepted, timeout=5000):
         dialog.use_button.click()
     assert window.model_combo.currentText() == "tiny from gui"

@@ -1,0 +1,118 @@
+"""Which training recipe buys accuracy on a user's own photos, at what cost in minutes? Prints a table.
+
+Issue 19. Each data set is split three ways, by class: a quarter held out as *test* photos (never
+seen by training, never used to choose anything), the rest split by training itself into training
+and validation photos (the validation photos choose the learning rate and whether the tail step
+is kept). Recipes, each trained with ``fit_and_export`` as ``sorter train`` would:
+
+* ``head``: the head alone on 3 augmented views' features (the recipe before the budget);
+* ``tail``: then the body's last blocks (``sorter/train/tail.py``), kept whatever validation says;
+* ``budget``: what ``sorter train`` now does: the tail kept only if it wins on validation;
+* ``lite0@260``, ``lite1@240``: the head alone on a larger input, or on the Lite1 body;
+* every recipe also with the test photos' mirror images averaged in (``+flip``, test-time flip).
+
+On ``pacs_photo`` the models also sort ``pacs_art`` (paintings of the same classes), so that no
+recipe is kept that buys same-source points with lost robustness. Minutes are this machine's.
+
+Run: ``python benchmarks/recipes.py [--sets furniture7 pacs_photo] [--recipes head,tail,lite1@240]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from backbones import mirrored, top1  # noqa: E402
+
+from sorter.learn.datasets import LabelledData, Sample, load_data  # noqa: E402
+from sorter.model.bundle import load_bundle  # noqa: E402
+from sorter.model.classifier import Classifier  # noqa: E402
+from sorter.train.recipe import TrainSettings  # noqa: E402
+from sorter.train.train import fit_and_export  # noqa: E402
+from sorter.train_args import TAIL_EPOCHS  # noqa: E402
+
+DATASETS = ROOT.parent / "shared" / "datasets"
+RECIPES = {
+    "head": TrainSettings(),
+    "tail": TrainSettings(tail_epochs=TAIL_EPOCHS, keep_tail="always"),
+    "budget": TrainSettings(tail_epochs=TAIL_EPOCHS, budget_s=300.0),
+    "lite0@260": TrainSettings(size=260),
+    "lite1@240": TrainSettings(architecture="efficientnet_lite1", size=240),
+}
+
+
+def held_out(data: LabelledData, share: float = 0.25, seed: int = 0) -> tuple[LabelledData, list[Sample]]:
+    rng = random.Random(seed)
+    keep: list[Sample] = []
+    test: list[Sample] = []
+    for cls in data.classes:
+        members = [s for s in data.samples if s.labels[0] == cls]
+        rng.shuffle(members)
+        cut = round(len(members) * share)
+        test += members[:cut]
+        keep += members[cut:]
+    return LabelledData(tuple(keep), data.classes, False, data.origin), test
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="*", default=["furniture7", "pacs_photo"])
+    parser.add_argument("--recipes", default="head,tail,budget,lite0@260,lite1@240")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sorter-recipes-") as tmp:
+        root = Path(tmp)
+        os.environ["SORTER_DATA_DIR"] = str(root / "data")
+        for name in args.sets:
+            train, test = held_out(load_data([DATASETS / name / "images"]))
+            mirrors = mirrored(test, root / f"mirror-{name}")
+            art = None
+            if name == "pacs_photo":
+                art = list(load_data([DATASETS / "pacs_art" / "images"]).samples)
+                art_mirrors = mirrored(art, root / "mirror-art")
+            for recipe in args.recipes.split(","):
+                started = time.perf_counter()
+                trained = fit_and_export(train, root / f"{name}-{recipe}.safetensors", RECIPES[recipe])
+                minutes = (time.perf_counter() - started) / 60
+                classifier = Classifier(load_bundle(trained.path), torch.device("cpu"))
+                row = {
+                    "set": name,
+                    "recipe": recipe,
+                    "kept": trained.result.recipe if trained.result else "?",
+                    "valid": trained.evaluation.accuracy,
+                    "test": top1(classifier, test, mirrors, flip=False),
+                    "test+flip": top1(classifier, test, mirrors, flip=True),
+                    "art": top1(classifier, art, art_mirrors, flip=False) if art else float("nan"),
+                    "art+flip": top1(classifier, art, art_mirrors, flip=True) if art else float("nan"),
+                    "minutes": minutes,
+                }
+                rows.append(row)
+                print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+    print()
+    print(
+        f"{'set':<11} {'recipe':<10} {'kept':<5} {'valid':>6} {'test':>6} {'+flip':>6} "
+        f"{'art':>6} {'+flip':>6} {'minutes':>7}"
+    )
+    for r in rows:
+        print(
+            f"{r['set']:<11} {r['recipe']:<10} {r['kept']:<5} {r['valid']:>6.1%} {r['test']:>6.1%} "
+            f"{r['test+flip']:>6.1%} {r['art']:>6.1%} {r['art+flip']:>6.1%} {r['minutes']:>7.1f}"
+        )
+    print(f"\n{len(rows)} trainings; test photos: a quarter of each class, held out; numpy {np.__version__}")
+
+
+if __name__ == "__main__":
+    main()

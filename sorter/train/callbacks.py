@@ -1,0 +1,45 @@
+"""What training tells its caller while it runs: each epoch's numbers, and the time budget's notes."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from fastai.callback.core import Callback
+
+from sorter.train.recipe import CHOICE, ProgressFn, TrainProgress
+
+log = logging.getLogger(__name__)
+
+
+class Report(Callback):
+    """Hands each epoch's numbers to the caller (the CLI bar, the GUI's train dialog)."""
+
+    order = 90
+
+    def __init__(self, progress: ProgressFn | None, phase: str) -> None:
+        self.progress = progress
+        self.phase = phase
+
+    def after_epoch(self) -> None:
+        if self.progress is None:
+            return
+        values = list(self.recorder.log[1:]) if self.recorder.log else []
+        numbers = [float(v) for v in values if isinstance(v, (int, float, np.floating))]
+        self.progress(
+            TrainProgress(
+                self.phase,
+                self.epoch + 1,
+                self.n_epoch,
+                numbers[0] if len(numbers) > 0 else None,
+                numbers[1] if len(numbers) > 1 else None,
+                numbers[2] if len(numbers) > 2 else None,
+            )
+        )
+
+
+def note(progress: ProgressFn | None, text: str) -> None:
+    """A sentence on what the run tried, skipped or kept (logged, and shown by the caller)."""
+    log.info("%s", text)
+    if progress is not None:
+        progress(TrainProgress(CHOICE, 0, 0, note=text))

@@ -1,0 +1,127 @@
+"""The training budget: the head first, then the body's last blocks for the time that is left,
+kept only when they win on the validation photos; a retrain keeps the body and refits the head."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from sorter.files.corrections import CorrectionStore, correct
+from sorter.jobs.events import drive
+from sorter.jobs.sorting import SortOptions, sort_folder
+from sorter.learn.datasets import load_data
+from sorter.model.architecture import SorterNet, load_body_weights
+from sorter.model.bundle import load_bundle
+from sorter.model.classifier import Classifier
+from sorter.train.recipe import CHOICE, TrainProgress, TrainSettings
+from sorter.train.retrain import retrain
+from sorter.train.tail import TAIL_FROM
+from sorter.train.train import fit_and_export, get_args_parser, settings_from_args
+from sorter.train_args import DEFAULT_BUDGET_S, TAIL_EPOCHS, parse_budget
+
+
+def test_a_budget_reads_as_a_person_writes_it() -> None:
+    assert [parse_budget(t) for t in ("5m", "90s", "300", "1h", "0", "2.5m")] == [300, 90, 300, 3600, 0, 150]
+    with pytest.raises(argparse.ArgumentTypeError, match="is not a time"):
+        parse_budget("five minutes")
+
+
+def test_the_options_choose_the_recipe() -> None:
+    parser = get_args_parser()
+
+    def settings(*extra: str) -> TrainSettings:
+        return settings_from_args(parser.parse_args(["data", "--out", "m", "--device", "cpu", *extra]))
+
+    default = settings()
+    assert (default.tail_epochs, default.budget_s) == (TAIL_EPOCHS, DEFAULT_BUDGET_S), "5 minutes on a CPU"
+    assert settings("--budget", "2m").budget_s == 120
+    for head_alone in (settings("--quick"), settings("--budget", "0"), settings("--views", "0")):
+        assert (head_alone.tail_epochs, head_alone.budget_s) == (0, None)
+
+
+def _tail_state(path: Path) -> dict[str, torch.Tensor]:
+    state = load_bundle(path).state
+    return {k: v for k, v in state.items() if k.startswith(f"body.blocks.{TAIL_FROM}.")}
+
+
+@pytest.fixture(scope="module")
+def tail_model(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory, test_device: str) -> Any:
+    """The tiny data trained with the tail step, kept whatever validation says."""
+    progress: list[TrainProgress] = []
+    trained = fit_and_export(
+        load_data(tiny_data),
+        tmp_path_factory.mktemp("tail") / "tail.safetensors",
+        TrainSettings(epochs=4, views=1, device=test_device, seed=1, tail_epochs=2, keep_tail="always"),
+        progress=progress.append,
+    )
+    trained.progress = progress
+    return trained
+
+
+def test_the_last_blocks_train_and_the_bundle_keeps_what_sorting_needs(tail_model: Any, tiny_data: Path) -> None:
+    tried = tail_model.report["tried"]
+    assert [(a["recipe"], a["kept"]) for a in tried] == [("head", False), ("tail", True)]
+    assert tail_model.report["training"]["recipe"] == "tail"
+    notes = [p.note for p in tail_model.progress if p.phase == CHOICE]
+    assert any("last blocks" in (n or "") for n in notes)
+    assert [p.step for p in tail_model.progress if p.phase == "tail"] == [1, 2]
+
+    pretrained = SorterNet("efficientnet_lite0", 3)
+    load_body_weights(pretrained, None)
+    before = {f"body.{k}": v for k, v in pretrained.body.state_dict().items()}
+    after = _tail_state(tail_model.path)
+    assert after and any(not torch.equal(before[k], v) for k, v in after.items() if v.is_floating_point())
+    stem_key = "body.blocks.0.0.conv_dw.weight"
+    assert torch.equal(load_bundle(tail_model.path).state[stem_key], before[stem_key]), "the stem stays frozen"
+
+    # the replay, the fit statistics and the calibration are the tuned body's: sorting the
+    # validation photos through the sorting path agrees with the replay's validation rows
+    bundle = load_bundle(tail_model.path)
+    replay = bundle.read_replay()
+    assert replay is not None and bundle.config.calibration is not None and bundle.config.ood is not None
+    valid = [Path(p) for p in tail_model.report["valid_files"]]
+    predictions = list(Classifier(bundle, torch.device("cpu"), backend="torch").classify(valid, lambda p: p))
+    kept = {replay.hex(r): replay.features[r].astype(np.float32) for r in np.flatnonzero(replay.valid)}
+    from tests.conftest import sha256
+
+    for p in predictions:
+        assert p.features is not None
+        cosine = float(np.dot(p.features, kept[sha256(p.item)]))
+        cosine /= float(np.linalg.norm(p.features) * np.linalg.norm(kept[sha256(p.item)]))
+        assert cosine > 0.99
+
+
+def test_a_budget_too_short_keeps_the_head_and_says_why(tiny_data: Path, tmp_path: Path, test_device: str) -> None:
+    progress: list[TrainProgress] = []
+    trained = fit_and_export(
+        load_data(tiny_data),
+        tmp_path / "short.safetensors",
+        TrainSettings(epochs=2, views=1, device=test_device, seed=1, tail_epochs=5, budget_s=1.0),
+        progress=progress.append,
+    )
+    tail = trained.report["tried"][-1]
+    assert tail["recipe"] == "tail" and not tail["kept"] and tail["valid_accuracy"] is None
+    assert "budget" in tail["note"]
+    assert trained.report["recipe"] == "head"
+    assert any("was not tried" in (p.note or "") for p in progress)
+
+
+def test_a_retrain_keeps_the_tuned_body_and_refits_the_head(tail_model: Any, tables: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    events: list[Any] = []
+    drive(sort_folder(SortOptions(tables, out, threshold=0.0), Classifier.load(tail_model.path, "cpu")), events.append)
+    with CorrectionStore(tmp_path / "store" / "corrections.sqlite") as store:
+        for e in events[:10]:
+            correct(out, e.destinations[0], "table", store)
+        result = retrain(tail_model.path, tmp_path / "v2.safetensors", store, feature_cache=tmp_path / "f.sqlite")
+    assert result.training_data == "replay" and result.new_classes == ["table"]
+    new = load_bundle(result.new_path)
+    assert new.config.training["body_recipe"] == "tail"
+    assert [a["recipe"] for a in new.config.training["tried"]] == ["head"]
+    old_tail, new_tail = _tail_state(tail_model.path), _tail_state(result.new_path)
+    assert all(torch.equal(old_tail[k], new_tail[k]) for k in old_tail), "the tuned body is kept as it is"
