@@ -12,6 +12,7 @@ on one batch before training starts, so a time budget decides how many epochs ru
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -34,6 +35,8 @@ from sorter.train.recipe import Attempt, ProgressFn, TrainSettings
 TAIL_FROM = 5
 """The first block that trains: EfficientNet-Lite's last two stages (192 and 320 channels at 7x7)
 and its head convolution, 2.7 M of its 3.4 M weights but a small share of its arithmetic."""
+SIGNIFICANCE = 0.05
+"""The tail is kept when its gain on the validation photos has less than this chance of being luck."""
 TAIL_LR = 1e-3
 """The largest learning rate of the tail's blocks (the head's is the same; the blocks' first group
 a third of it): measured on furniture7, higher rates lost what the head had learnt."""
@@ -139,12 +142,31 @@ def seconds_per_epoch(tail: Tail, sample: torch.Tensor, target: torch.Tensor, ro
     return timings[-1] * max(1.0, rows / max(1, len(sample))) * 1.15  # the optimiser step and the loader
 
 
-def accuracy_of(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Top-1 of ``net`` on rows ``x`` (features or kept activations), in evaluation mode."""
+def right_of(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Which rows ``net`` gets right (features or kept activations), in evaluation mode."""
     net.eval()
     with torch.inference_mode():
         logits = torch.cat([net(x[i : i + 256].to(next(net.parameters()).device)).cpu() for i in range(0, len(x), 256)])
-    return float((logits.argmax(dim=1) == y).float().mean()) if len(y) else 0.0
+    return logits.argmax(dim=1) == y
+
+
+def accuracy_of(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 of ``net`` on rows ``x``."""
+    return float(right_of(net, x, y).float().mean()) if len(y) else 0.0
+
+
+def wins(before: torch.Tensor, after: torch.Tensor, level: float = SIGNIFICANCE) -> tuple[bool, float]:
+    """Whether ``after`` is right on significantly more of the same photos than ``before``: an
+    exact one-sided sign test on the photos they disagree on (McNemar's). A few hundred
+    validation photos cannot tell a point or two from chance, and a step kept on chance cost
+    held-out accuracy in ``benchmarks/recipes.py``. Returns the verdict and the p-value."""
+    gained = int((after & ~before).sum())
+    lost = int((before & ~after).sum())
+    n = gained + lost
+    if n == 0:
+        return False, 1.0
+    p = sum(math.comb(n, k) for k in range(gained, n + 1)) / 2**n
+    return p < level, p
 
 
 def prepare_tail(
@@ -198,10 +220,12 @@ def fit_tail(
     attempts: list[Attempt],
 ) -> bool:
     """Train the tail for as many epochs as the budget leaves; keep it only if it beats the head
-    alone on the validation photos (the head's weights are restored otherwise). True: kept."""
+    alone on the validation photos by more than chance (:func:`wins`); the body and head are
+    restored otherwise. True: kept."""
     xt, clean = kept_input
     xv = torch.stack([clean[i] for i in valid_idx])
-    head_accuracy = attempts[-1].valid_accuracy or 0.0
+    head_right = right_of(tail, xv, yv)  # the untrained tail is the body as it was: the head alone
+    head_accuracy = float(head_right.float().mean())
     # fastai drops the last, incomplete batch of each training epoch: a batch must fit many times
     batch = int(min(64, max(8, len(xt) // 8)))
     epoch_s = seconds_per_epoch(tail, xt[:batch], y_views[:batch], len(xt), batch)
@@ -228,14 +252,17 @@ def fit_tail(
     )
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr_max=slice(min(lr, TAIL_LR) / 3, min(lr, TAIL_LR)))
-    tail_accuracy = accuracy_of(tail, xv, yv)
-    kept = tail_accuracy > head_accuracy or settings.keep_tail == "always"
+    tail_right = right_of(tail, xv, yv)
+    tail_accuracy = float(tail_right.float().mean())
+    better, p_value = wins(head_right, tail_right)
+    kept = better or settings.keep_tail == "always"
     if not kept:
         tail.load_state_dict(saved)
     head_step = next(i for i, a in enumerate(attempts) if a.recipe == "head")
     attempts[head_step] = replace(attempts[head_step], kept=not kept)
-    attempts.append(Attempt("tail", tail_accuracy, time.perf_counter() - started, kept=kept))
-    verdict = "kept" if kept else "not kept: the head alone is as good"
+    chance = f"a gain this size would come by chance {p_value:.0%} of the time"
+    attempts.append(Attempt("tail", tail_accuracy, time.perf_counter() - started, kept=kept, note=f"p = {p_value:.3f}"))
+    verdict = "kept" if kept else f"not kept: {chance}"
     note(
         progress,
         f"Last blocks trained: validation accuracy {tail_accuracy:.1%} against {head_accuracy:.1%} "

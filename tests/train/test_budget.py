@@ -125,3 +125,18 @@ def test_a_retrain_keeps_the_tuned_body_and_refits_the_head(tail_model: Any, tab
     assert [a["recipe"] for a in new.config.training["tried"]] == ["head"]
     old_tail, new_tail = _tail_state(tail_model.path), _tail_state(result.new_path)
     assert all(torch.equal(old_tail[k], new_tail[k]) for k in old_tail), "the tuned body is kept as it is"
+
+
+def test_the_tail_is_kept_only_for_a_gain_beyond_chance() -> None:
+    from sorter.train.tail import wins
+
+    def rights(pattern: str) -> torch.Tensor:
+        return torch.tensor([c == "1" for c in pattern])
+
+    # 9 photos gained, 1 lost: P(at least 9 of 10 by chance) = 11/1024
+    better, p = wins(rights("0000000001" + "1" * 50), rights("1111111110" + "1" * 50))
+    assert better and p == pytest.approx(11 / 1024)
+    # 5 gained, 2 lost: three photos better, which chance alone gives 23 % of the time
+    better, p = wins(rights("0000011"), rights("1111100"))
+    assert not better and p == pytest.approx(29 / 128)
+    assert wins(rights("0101"), rights("0101")) == (False, 1.0)
