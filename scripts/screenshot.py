@@ -4,7 +4,8 @@ Run under a real X server to see what a person sees, e.g.
 ``xvfb-run -s "-screen 0 1400x1000x24" .venv/bin/python scripts/screenshot.py``
 (``QT_QPA_PLATFORM=offscreen`` works too). Writes ``docs/main_window.png``,
 ``docs/review_dialog.png`` and, for a folder of line drawings the furniture model has never seen
-the like of, ``docs/shifted_main_window.png`` and ``docs/shifted_review.png``.
+the like of, ``docs/shifted_main_window.png`` and ``docs/shifted_review.png``; and the train
+dialog after a run within its time budget, ``docs/train_dialog.png``.
 """
 
 from __future__ import annotations
@@ -120,9 +121,29 @@ def main() -> int:
         settle()
         dialog.grab().save(str(docs / "shifted_review.png"))
         dialog.close()
+        # The train dialog after a run within a two-minute budget, on 20 photos of four classes.
+        labelled = Path(tmp) / "Labelled"
+        for cls in ("bed", "chair", "sofa", "table"):
+            (labelled / cls).mkdir(parents=True)
+            for photo in sorted((shared / "furniture7" / "images" / cls).iterdir())[:20]:
+                shutil.copy2(photo, labelled / cls / photo.name)
+        window.model_dirs = [Path(tmp) / "user models", *window.model_dirs]
+        window.open_train_dialog()
+        trainer = window.train_dialog
+        trainer.data_edit.setText(str(labelled))
+        trainer.name_edit.setText("my furniture")
+        trainer.budget.setValue(2)
+        trainer.start_button.click()
+        wait(trainer.trained, 600_000)
+        settle()
+        trainer.grab().save(str(docs / "train_dialog.png"))
+        trainer.close()
         window.close()
         pool.waitForDone(30_000)
-    print(f"wrote main_window.png, review_dialog.png, shifted_main_window.png and shifted_review.png in {docs}")
+    print(
+        "wrote main_window.png, review_dialog.png, shifted_main_window.png, shifted_review.png and "
+        f"train_dialog.png in {docs}"
+    )
     return 0
 
 

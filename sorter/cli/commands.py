@@ -163,6 +163,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         ev = trained.evaluation
         print(f"Wrote {trained.path} ({len(ev.classes)} classes); report {trained.report_path}")
         print(f"Validation accuracy {ev.accuracy:.1%} on {ev.n} photos; unsure threshold {summary['threshold']}")
+        for step in summary.get("tried", []):
+            accuracy = step["valid_accuracy"]
+            measured = f"validation {accuracy:.1%}" if accuracy is not None else step.get("note", "")
+            print(
+                f"  tried {step['recipe']:<5} {measured} (at {step['seconds']:.0f} s)"
+                f"{'  <- kept' if step['kept'] else ''}"
+            )
         for cls, row in ev.per_class.items():
             print(f"  {cls:<20} precision {row['precision']:.2f}  recall {row['recall']:.2f}  (n={row['n']})")
     return ExitCode.OK

@@ -131,6 +131,8 @@ def clean_pooled(tail: Tail, clean: dict[int, torch.Tensor], order: Sequence[int
 def seconds_per_epoch(tail: Tail, sample: torch.Tensor, target: torch.Tensor, rows: int, batch: int) -> float:
     """One forward and backward pass of one batch, timed after a warm-up one, scaled to an epoch."""
     loss_fn = nn.CrossEntropyLoss()
+    device = next(tail.parameters()).device  # the kept input stays on the CPU; the tail may not
+    sample, target = sample.to(device), target.to(device)
     tail.train()
     timings = []
     for _ in range(2):

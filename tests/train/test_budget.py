@@ -140,3 +140,34 @@ def test_the_tail_is_kept_only_for_a_gain_beyond_chance() -> None:
     better, p = wins(rights("0000011"), rights("1111100"))
     assert not better and p == pytest.approx(29 / 128)
     assert wins(rights("0101"), rights("0101")) == (False, 1.0)
+
+
+def test_the_cli_says_what_it_tried_and_kept(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sorter.cli import main
+
+    out = tmp_path / "cli.safetensors"
+    args = ["train", str(tiny_data), "--out", str(out), "--epochs", "2", "--views", "1", "--budget", "1s"]
+    assert main([*args, "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "Training the last blocks was not tried" in captured.err
+    assert "tried head  validation" in captured.out and "<- kept" in captured.out
+    assert "tried tail  not tried:" in captured.out
+    assert load_bundle(out).config.training["budget_s"] == 1.0
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_last_blocks_train_at_once(tiny_data: Path, tmp_path: Path) -> None:
+    """A GPU gets the strong recipe with no budget: every tail epoch runs (SORTER_TEST_DEVICE=cuda)."""
+    parser = get_args_parser()
+    settings = settings_from_args(parser.parse_args([str(tiny_data), "--out", "m", "--device", "cuda"]))
+    assert settings.budget_s is None and settings.tail_epochs == TAIL_EPOCHS
+    progress: list[TrainProgress] = []
+    fit_and_export(
+        load_data(tiny_data),
+        tmp_path / "gpu.safetensors",
+        TrainSettings(epochs=2, views=1, device="cuda", tail_epochs=2, keep_tail="always"),
+        progress=progress.append,
+    )
+    assert [p.step for p in progress if p.phase == "tail"] == [1, 2]
