@@ -14,7 +14,8 @@ is kept). Recipes, each trained with ``fit_and_export`` as ``sorter train`` woul
 On ``pacs_photo`` the models also sort ``pacs_art`` (paintings of the same classes), so that no
 recipe is kept that buys same-source points with lost robustness. Minutes are this machine's.
 
-Run: ``python benchmarks/recipes.py [--sets furniture7 pacs_photo] [--recipes head,tail,lite1@240]``
+Run: ``python benchmarks/recipes.py [--sets furniture7 pacs_photo] [--recipes head,tail,lite1@240]
+[--per-class 60]`` (``--per-class``: a user's few dozen photos a class; the test photos are the same).
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="*", default=["furniture7", "pacs_photo"])
     parser.add_argument("--recipes", default="head,tail,budget,lite0@260,lite1@240")
+    parser.add_argument(
+        "--per-class", type=int, default=0, help="train on at most this many photos a class (0: all but the test ones)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     rows = []
@@ -78,6 +82,12 @@ def main() -> None:
         os.environ["SORTER_DATA_DIR"] = str(root / "data")
         for name in args.sets:
             train, test = held_out(load_data([DATASETS / name / "images"]))
+            if args.per_class:
+                # a person labelling their own categories: a few dozen photos each
+                capped = [
+                    s for c in train.classes for s in [t for t in train.samples if t.labels[0] == c][: args.per_class]
+                ]
+                train = LabelledData(tuple(capped), train.classes, False, train.origin)
             mirrors = mirrored(test, root / f"mirror-{name}")
             art = None
             if name == "pacs_photo":

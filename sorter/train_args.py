@@ -43,6 +43,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "train for what is left, and are kept only if they win on the validation photos; 0: the head alone. "
         "A GPU trains them at once.",
     )
+    parser.add_argument(
+        "--people",
+        metavar="CATEGORY",
+        help="photos where a face is prominent go to this category (a face detector beside the classifier)",
+    )
     parser.add_argument("--fine-tune-epochs", type=int, default=0, help="unfrozen epochs (slow on CPU)")
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the head's loss")
     parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha for the head fit on features (0: off)")

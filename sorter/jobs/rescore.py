@@ -27,7 +27,7 @@ from sorter.learn.recalibration import recalibrate
 from sorter.learn.shift import FolderShift, TypicalityIndex, folder_shift
 from sorter.model.bundle import Bundle
 from sorter.model.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory
-from sorter.model.people import DETECTOR_NAME
+from sorter.model.people import DETECTOR_NAME, vouched
 from sorter.model.replay import Replay
 from sorter.model.scoring import score
 
@@ -149,6 +149,9 @@ def rescore(
     if head is not None:
         scored = score(bundle, feats, memory, head, faces)
     typical = _typicality(bundle, index, feats, scored.probs.argmax(axis=1), user)
+    hit = vouched(faces, bundle.config.people)
+    if hit is not None:
+        typical = np.where(hit, np.float32(1.0), typical)
     calibrated_on = 0
     if policy.target is not None:
         table, calibrated_on = recalibrate(bundle, labelled, extra, memory)

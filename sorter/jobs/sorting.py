@@ -308,6 +308,8 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
                     journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, [], failed=pred.error)
                 yield event(c, "failed", error=pred.error)
                 continue
+            if pred.face is not None and classifier.config.people is not None:
+                typical = 1.0 if pred.face >= classifier.config.people.min_face else typical  # see people.vouched
             labels, reason = policy.under_shift(watch.shifted).decide(pred.probs, pred.fit, typical)
             top = tuple(top_k(pred.probs, classifier.classes))
             confidence = float(pred.probs.max())

@@ -80,6 +80,17 @@ def with_people(
     return out
 
 
+def vouched(prominence: np.ndarray | None, rule: PeopleRule | None) -> np.ndarray | None:
+    """Rows whose face the rule acts on. The detector vouches for them: they count as fitting a
+    category and as typical of the training photos (a trained bundle's "none of these" and shift
+    checks compare with its categories' photos, and a person is unlike a chair's), else the
+    evidence for the people folder would be overruled by checks that never saw a person."""
+    if rule is None or prominence is None:
+        return None
+    hit: np.ndarray = np.asarray(prominence, dtype=np.float32) >= rule.min_face
+    return hit
+
+
 class FaceFinder:
     """The packaged cascade, loaded once; safe to call from several decode threads (OpenCV's
     ``detectMultiScale`` keeps no state between calls, but a cascade is loaded per thread so no

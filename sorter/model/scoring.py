@@ -16,7 +16,7 @@ import torch
 
 from sorter.model.bundle import Bundle, Head
 from sorter.model.memory import ExemplarMemory, Scorer
-from sorter.model.people import with_people
+from sorter.model.people import vouched, with_people
 from sorter.model.pipeline import group_matrix
 
 
@@ -78,6 +78,10 @@ def score(
         temperature=bundle.config.temperature,
         anchors=None if anchors is None else anchors.numpy(),
     )
-    if faces is None or bundle.config.people is None:
+    hit = vouched(faces, bundle.config.people)
+    if hit is None:
         return scored
-    return Scored(with_people(scored.probs, faces, bundle.config.people, bundle.config.classes), scored.fit)
+    return Scored(
+        with_people(scored.probs, faces, bundle.config.people, bundle.config.classes),
+        np.where(hit, np.float32(1.0), scored.fit),
+    )

@@ -145,6 +145,7 @@ def retrain(
         device=device,
         mean=old.config.mean,
         std=old.config.std,
+        people_folder=old.config.people.folder if old.config.people is not None else None,
     )
     corrections = sum(1 for c in reviewed if c.kind == CORRECTION)
     try:

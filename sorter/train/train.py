@@ -30,6 +30,7 @@ from sorter.model.bundle import Head, load_bundle, save_bundle
 from sorter.model.calibration import Calibration
 from sorter.model.config import OodSettings
 from sorter.model.memory import MAX_EXEMPLARS, ExemplarMemory
+from sorter.model.people import PeopleRule
 from sorter.model.replay import Replay
 from sorter.model.scoring import score_features
 from sorter.train.engine import TrainResult, train
@@ -69,11 +70,16 @@ def fit_and_export(
         repeats: sample index → weight of its rows in each head epoch (the user's photos).
         memory_idx: samples to keep as the bundle's exemplar memory (the user's photos).
     """
+    from sorter.errors import UsageError
+
     out = out if out.suffix == ".safetensors" else out.with_name(out.name + ".safetensors")
     if out.exists() and not overwrite:
-        from sorter.errors import UsageError
-
         raise UsageError(f"'{out}' already exists; choose another name (the old model is kept).")
+    if settings.people_folder is not None and (data.multi_label or settings.people_folder not in data.classes):
+        raise UsageError(
+            f"Photos of people can go only to one of the categories ({', '.join(data.classes)}), "
+            f"not to '{settings.people_folder}'."
+        )
     train_idx, valid_idx = split_override or split(data, valid_pct, settings.seed)
     cache = FeatureCache.open(feature_cache) if feature_cache is not None else None
     try:
@@ -139,6 +145,8 @@ def fit_and_export(
         **(extra_facts or {}),
     }
     config = replace(result.config.with_training(**facts), threshold=threshold)
+    if settings.people_folder is not None:
+        config = replace(config, people=PeopleRule(settings.people_folder))
     path = save_bundle(
         out, result.model, config, overwrite=overwrite, memory=memory, ood_anchors=anchors, replay=replay
     )
@@ -304,6 +312,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         seed=args.seed,
         device=str(device),
         tail_epochs=0 if head_only else TAIL_EPOCHS,
+        people_folder=getattr(args, "people", None),
         budget_s=None if head_only else budget,
     )
 
