@@ -355,6 +355,8 @@ def describe(config: BundleConfig) -> dict[str, Any]:
         "out_of_distribution": asdict(config.ood) if config.ood else None,
         "calibrated": config.calibration is not None,
         "replay": asdict(config.replay) if config.replay else None,
+        "people": config.people.to_json() if config.people else None,
+        "recipe": config.training.get("recipe"),
         "accuracy": metrics.get("accuracy") if isinstance(metrics, Mapping) else None,
         "training": dict(config.training),
     }
