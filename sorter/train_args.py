@@ -11,7 +11,7 @@ import re
 DEFAULT_BUDGET_S = 300.0
 """What ``sorter train`` spends on a CPU unless told otherwise: five minutes."""
 TAIL_EPOCHS = 5
-"""Epochs of the tail step when the budget allows them all (and at once on a GPU)."""
+"""Epochs of the tail step the train dialog asks for when it is ticked."""
 
 
 def parse_budget(text: str) -> float:
@@ -24,7 +24,9 @@ def parse_budget(text: str) -> float:
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", default="efficientnet_lite0", help="timm architecture")
+    parser.add_argument(
+        "--arch", default=None, help="timm architecture (default efficientnet_lite0, then Lite1 within the budget)"
+    )
     parser.add_argument("--weights", help="local pretrained weights for the body (.safetensors or .pth)")
     parser.add_argument("--epochs", type=int, default=None, help="head epochs on cached features (default 12)")
     parser.add_argument(
@@ -39,9 +41,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--budget",
         type=parse_budget,
         default=None,
-        help="time training may take, e.g. 5m (the default on a CPU): after the head, the network's last blocks "
-        "train for what is left, and are kept only if they win on the validation photos; 0: the head alone. "
-        "A GPU trains them at once.",
+        help="time training may take, e.g. 5m (the default on a CPU): after the default network, a stronger one "
+        "(EfficientNet-Lite1) trains if the time left allows, and is kept unless the validation photos say it is "
+        "worse; 0: the default network alone. A GPU trains the stronger one at once.",
+    )
+    parser.add_argument(
+        "--tail-epochs",
+        type=int,
+        default=0,
+        help="then train the network's last blocks for up to N epochs within the budget; kept only if clearly "
+        "better on the validation photos",
     )
     parser.add_argument(
         "--people",
@@ -51,7 +60,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fine-tune-epochs", type=int, default=0, help="unfrozen epochs (slow on CPU)")
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the head's loss")
     parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha for the head fit on features (0: off)")
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--size", type=int, default=None, help="input size (default 224; 240 for Lite1)")
     parser.add_argument("--valid-pct", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

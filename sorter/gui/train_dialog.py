@@ -104,10 +104,10 @@ class TrainDialog(QDialog):
         self.budget.setRange(0, 120)
         self.budget.setValue(5)
         self.budget.setSuffix(" min")
-        self.budget.setSpecialValueText("none: the head alone")
+        self.budget.setSpecialValueText("none: the default network alone")
         self.budget.setToolTip(
-            "After the head, the network's last blocks train for the time that is left, and are kept only if "
-            "they sort the validation photos better. A GPU trains them at once."
+            "After the default network, a stronger one trains if the time left allows, and is kept unless it "
+            "sorts the validation photos worse. A GPU trains the stronger one at once."
         )
         form.addRow("Time budget:", self.budget)
         layout.addLayout(form)
@@ -174,16 +174,22 @@ class TrainDialog(QDialog):
             def work() -> dict[str, Any]:
                 from sorter.learn.datasets import load_data
                 from sorter.model.classifier import resolve_device
+                from sorter.train.ladder import STRONGER
                 from sorter.train.recipe import TrainSettings
                 from sorter.train.train import fit_and_export
-                from sorter.train_args import TAIL_EPOCHS
 
                 device = resolve_device("auto")
+                on_cpu = device.type == "cpu"
+                # the CLI's recipe: the default body then the stronger one within the budget on a
+                # CPU; the stronger one at once on a GPU; the default body alone without a budget
+                strong = not on_cpu and budget_s > 0
                 settings = TrainSettings(
                     epochs=epochs,
                     device=str(device),
-                    tail_epochs=TAIL_EPOCHS if budget_s > 0 else 0,
-                    budget_s=budget_s if budget_s > 0 and device.type == "cpu" else None,
+                    architecture=STRONGER[0] if strong else "efficientnet_lite0",
+                    size=STRONGER[1] if strong else 224,
+                    ladder=on_cpu and budget_s > 0,
+                    budget_s=budget_s if on_cpu and budget_s > 0 else None,
                 )
                 trained = fit_and_export(
                     load_data(data),
@@ -283,20 +289,26 @@ def _clock(seconds: float) -> str:
     return f"{whole // 60}:{whole % 60:02d}"
 
 
+STEP_NAMES = {
+    "head": "the default network (EfficientNet-Lite0)",
+    "tail": "its last blocks trained too",
+    "lite1@240": "the stronger network (EfficientNet-Lite1)",
+}
+
+
 def _recipe_sentence(report: dict[str, Any]) -> str:
     """Which step won, in the user's words, from the report's ``tried`` list."""
-    tried = {a["recipe"]: a for a in report.get("tried", [])}
-    tail, head = tried.get("tail"), tried.get("head")
-    if tail is None or head is None:
+    tried = report.get("tried", [])
+    if len(tried) < 2:
         return ""
-    if tail.get("valid_accuracy") is None:
-        return f"The last blocks of the network were {tail.get('note', 'not tried')}."
-    if tail["kept"]:
-        return (
-            f"Kept: the network's last blocks trained too ({tail['valid_accuracy']:.1%} against "
-            f"{head['valid_accuracy']:.1%} for the head alone)."
-        )
-    return (
-        f"Kept: the head alone ({head['valid_accuracy']:.1%}); training the last blocks too gave "
-        f"{tail['valid_accuracy']:.1%}."
-    )
+    kept = next((a for a in reversed(tried) if a["kept"]), tried[0])
+    parts = [f"Kept: {STEP_NAMES.get(kept['recipe'], kept['recipe'])} ({kept['valid_accuracy']:.1%})."]
+    for step in tried:
+        if step is kept:
+            continue
+        name = STEP_NAMES.get(step["recipe"], step["recipe"])
+        if step["valid_accuracy"] is None:
+            parts.append(f"{name[0].upper()}{name[1:]} was {step.get('note', 'not tried')}.")
+        else:
+            parts.append(f"{name[0].upper()}{name[1:]}: {step['valid_accuracy']:.1%}.")
+    return " ".join(parts)

@@ -72,6 +72,8 @@ class TrainSettings:
     keep_tail: str = "if better"
     """``if better``: the tail is kept only if it beats the head alone on the validation photos;
     ``always``: kept regardless (``benchmarks/recipes.py`` measures both on held-out photos)."""
+    ladder: bool = False
+    """After this body, try the stronger one within the budget (:mod:`sorter.train.ladder`)."""
     people_folder: str | None = None
     """A class that photos with a prominent face go to (see :mod:`sorter.model.people`)."""
     budget_s: float | None = None

@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import json
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,9 @@ from sorter.model.replay import Replay
 from sorter.model.scoring import score_features
 from sorter.train.engine import TrainResult, train
 from sorter.train.features import sample_sha
+from sorter.train.ladder import STRONGER, climb
 from sorter.train.recipe import ProgressFn, TrainSettings
-from sorter.train_args import DEFAULT_BUDGET_S, TAIL_EPOCHS, add_train_arguments
+from sorter.train_args import DEFAULT_BUDGET_S, add_train_arguments
 
 
 @dataclass
@@ -82,18 +84,25 @@ def fit_and_export(
         )
     train_idx, valid_idx = split_override or split(data, valid_pct, settings.seed)
     cache = FeatureCache.open(feature_cache) if feature_cache is not None else None
-    try:
-        result = train(
+    started = time.perf_counter()
+
+    def train_step(step: TrainSettings) -> TrainResult:
+        return train(
             data,
             train_idx,
             valid_idx,
-            settings,
+            step,
             progress,
             init_state=init_state,
             feature_cache=cache,
             repeats=repeats,
             memory_idx=memory_idx,
         )
+
+    try:
+        result = train_step(settings)
+        if settings.ladder and init_state is None:
+            result = climb(result, settings, started, train_step, progress)
     finally:
         if cache is not None:
             cache.close()
@@ -135,7 +144,7 @@ def fit_and_export(
         "budget_s": settings.budget_s,
         "tried": [a.to_json() for a in result.attempts],
         "lr": result.lr,
-        "weights": str(settings.weights) if settings.weights else f"embedded {settings.architecture} ImageNet",
+        "weights": str(settings.weights) if settings.weights else f"embedded {result.config.architecture} ImageNet",
         "metrics": {
             "accuracy": round(evaluation.accuracy, 4),
             **({"fbeta": round(evaluation.fbeta or 0.0, 4)} if evaluation.multi_label else {}),
@@ -290,20 +299,26 @@ def plot_confusion(evaluation: Evaluation, path: Path) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> TrainSettings:
-    """The recipe the options ask for. The time budget: ``--quick``, ``--budget 0`` and cluster
-    features (one clean view, no activations) train the head alone; otherwise the tail step
-    follows, within ``--budget`` (5 minutes by default on a CPU; a GPU gets all its epochs)."""
+    """The recipe the options ask for. With a time budget (5 minutes by default on a CPU), the
+    head on the default body first, then on the stronger one if the time left allows
+    (:mod:`sorter.train.ladder`); a GPU trains the stronger one at once. ``--quick``,
+    ``--budget 0``, cluster features and a chosen ``--arch``, ``--size`` or ``--weights`` train
+    that one body alone. ``--tail-epochs`` adds the last blocks (:mod:`sorter.train.tail`)."""
     from sorter.model.classifier import resolve_device
 
     device = resolve_device(args.device)
     budget = getattr(args, "budget", None)
-    head_only = args.quick or budget == 0 or getattr(args, "cluster", None) or args.views == 0
+    plain = args.quick or budget == 0 or getattr(args, "cluster", None) or args.views == 0
+    chosen = args.arch is not None or args.size is not None or args.weights
     if budget is None and device.type == "cpu":
         budget = DEFAULT_BUDGET_S
+    strong_at_once = device.type != "cpu" and not chosen and not plain
+    architecture = args.arch or (STRONGER[0] if strong_at_once else "efficientnet_lite0")
+    size = args.size or (STRONGER[1] if strong_at_once else 224)
     return TrainSettings(
-        architecture=args.arch,
+        architecture=architecture,
         weights=Path(args.weights) if args.weights else None,
-        size=args.size,
+        size=size,
         epochs=args.epochs if args.epochs is not None else (8 if args.quick else 12),
         views=args.views if args.views is not None else (1 if args.quick else 3),
         fine_tune_epochs=args.fine_tune_epochs,
@@ -311,9 +326,10 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         mixup=args.mixup,
         seed=args.seed,
         device=str(device),
-        tail_epochs=0 if head_only else TAIL_EPOCHS,
+        tail_epochs=0 if plain else getattr(args, "tail_epochs", 0),
+        ladder=not plain and not chosen and device.type == "cpu",
         people_folder=getattr(args, "people", None),
-        budget_s=None if head_only else budget,
+        budget_s=None if plain else budget,
     )
 
 

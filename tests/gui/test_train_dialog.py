@@ -16,7 +16,7 @@ def test_train_dialog_trains_and_offers_the_new_model(qtbot, window, tiny_data: 
     dialog.data_edit.setText(str(tiny_data))
     dialog.name_edit.setText("tiny from gui")
     dialog.epochs.setValue(4)
-    dialog.budget.setValue(10)  # enough for the tail step on these 72 photos, so it always runs
+    dialog.budget.setValue(10)  # enough for the stronger network on these 72 photos, so it always runs
     with qtbot.waitSignal(dialog.trained, timeout=300_000) as blocker:
         dialog.start_button.click()
         assert "left of the 10:00 budget" in dialog.time_label.text()
@@ -27,8 +27,8 @@ def test_train_dialog_trains_and_offers_the_new_model(qtbot, window, tiny_data: 
     log = dialog.log.toPlainText()
     assert "head epoch 4/4" in log
     # each step of the budget is shown, and what won
-    assert "Training the last blocks of the network" in log and "Last blocks trained" in log
-    assert "Kept: " in dialog.result_label.text()
+    assert "Training the stronger network" in log and "Stronger network: validation accuracy" in log
+    assert "Kept: the " in dialog.result_label.text() and "network" in dialog.result_label.text()
     assert dialog.time_label.text().startswith("Took ")
     with qtbot.waitSignal(dialog.model_accepted, timeout=5000):
         dialog.use_button.click()

@@ -1,5 +1,6 @@
-"""The training budget: the head first, then the body's last blocks for the time that is left,
-kept only when they win on the validation photos; a retrain keeps the body and refits the head."""
+"""The training budget: the default body first, then the stronger one for the time that is left,
+kept unless validation says it is worse; the last blocks on request, kept only for a gain beyond
+chance; a retrain keeps the body and refits the head."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from sorter.train.recipe import CHOICE, TrainProgress, TrainSettings
 from sorter.train.retrain import retrain
 from sorter.train.tail import TAIL_FROM
 from sorter.train.train import fit_and_export, get_args_parser, settings_from_args
-from sorter.train_args import DEFAULT_BUDGET_S, TAIL_EPOCHS, parse_budget
+from sorter.train_args import DEFAULT_BUDGET_S, parse_budget
 
 
 def test_a_budget_reads_as_a_person_writes_it() -> None:
@@ -38,10 +39,14 @@ def test_the_options_choose_the_recipe() -> None:
         return settings_from_args(parser.parse_args(["data", "--out", "m", "--device", "cpu", *extra]))
 
     default = settings()
-    assert (default.tail_epochs, default.budget_s) == (TAIL_EPOCHS, DEFAULT_BUDGET_S), "5 minutes on a CPU"
+    assert default.budget_s == DEFAULT_BUDGET_S and default.ladder, "5 minutes on a CPU, the stronger body within"
+    assert (default.architecture, default.size, default.tail_epochs) == ("efficientnet_lite0", 224, 0)
     assert settings("--budget", "2m").budget_s == 120
-    for head_alone in (settings("--quick"), settings("--budget", "0"), settings("--views", "0")):
-        assert (head_alone.tail_epochs, head_alone.budget_s) == (0, None)
+    assert settings("--tail-epochs", "3").tail_epochs == 3
+    for plain in (settings("--quick"), settings("--budget", "0"), settings("--views", "0")):
+        assert (plain.tail_epochs, plain.budget_s, plain.ladder) == (0, None, False)
+    chosen = settings("--arch", "efficientnet_lite0", "--size", "260")
+    assert (chosen.size, chosen.ladder) == (260, False), "a body the user chose is trained alone"
 
 
 def _tail_state(path: Path) -> dict[str, torch.Tensor]:
@@ -151,18 +156,43 @@ def test_the_cli_says_what_it_tried_and_kept(
     args = ["train", str(tiny_data), "--out", str(out), "--epochs", "2", "--views", "1", "--budget", "1s"]
     assert main([*args, "--device", "cpu"]) == 0
     captured = capsys.readouterr()
-    assert "Training the last blocks was not tried" in captured.err
+    assert "The stronger network (EfficientNet-Lite1) was not tried" in captured.err
     assert "tried head  validation" in captured.out and "<- kept" in captured.out
-    assert "tried tail  not tried:" in captured.out
+    assert "tried lite1@240 not tried:" in captured.out
     assert load_bundle(out).config.training["budget_s"] == 1.0
+
+
+def test_the_stronger_body_is_tried_within_the_budget_and_kept_unless_worse(tiny_data: Path, tmp_path: Path) -> None:
+    progress: list[TrainProgress] = []
+    trained = fit_and_export(
+        load_data(tiny_data),
+        tmp_path / "ladder.safetensors",
+        TrainSettings(epochs=3, views=1, seed=1, ladder=True, budget_s=600.0),
+        progress=progress.append,
+    )
+    tried = trained.report["tried"]
+    assert [a["recipe"] for a in tried] == ["head", "lite1@240"]
+    head, stronger = tried
+    assert stronger["valid_accuracy"] is not None and head["kept"] != stronger["kept"]
+    assert stronger["kept"] == (stronger["valid_accuracy"] >= head["valid_accuracy"])
+    bundle = load_bundle(trained.path)
+    kept_arch = "efficientnet_lite1" if stronger["kept"] else "efficientnet_lite0"
+    assert bundle.config.architecture == kept_arch and trained.report["recipe"] == (
+        "lite1@240" if stronger["kept"] else "head"
+    )
+    assert any("Training the stronger network" in (p.note or "") for p in progress)
+    # what sorting does with it is what the report says
+    assert bundle.config.input_size == ((240, 240) if stronger["kept"] else (224, 224))
 
 
 @pytest.mark.gpu
 def test_on_a_gpu_the_last_blocks_train_at_once(tiny_data: Path, tmp_path: Path) -> None:
-    """A GPU gets the strong recipe with no budget: every tail epoch runs (SORTER_TEST_DEVICE=cuda)."""
+    """A GPU gets the strong recipe with no budget, and every tail epoch asked for runs
+    (SORTER_TEST_DEVICE=cuda)."""
     parser = get_args_parser()
     settings = settings_from_args(parser.parse_args([str(tiny_data), "--out", "m", "--device", "cuda"]))
-    assert settings.budget_s is None and settings.tail_epochs == TAIL_EPOCHS
+    assert settings.budget_s is None and not settings.ladder
+    assert (settings.architecture, settings.size) == ("efficientnet_lite1", 240), "the stronger body at once"
     progress: list[TrainProgress] = []
     fit_and_export(
         load_data(tiny_data),
