@@ -7,7 +7,9 @@ is kept). Recipes, each trained with ``fit_and_export`` as ``sorter train`` woul
 
 * ``head``: the head alone on 3 augmented views' features (the recipe before the budget);
 * ``tail``: then the body's last blocks (``sorter/train/tail.py``), kept whatever validation says;
-* ``budget``: what ``sorter train`` now does: the tail kept only if it wins on validation;
+* ``budget``: what ``sorter train`` now does: Lite1@240 after Lite0 if the 5 minutes allow, kept
+  unless worse on validation (``sorter/train/ladder.py``);
+* ``budget+tail``: the tail within 5 minutes, kept only for a gain beyond chance (``--tail-epochs``);
 * ``lite0@260``, ``lite1@240``: the head alone on a larger input, or on the Lite1 body;
 * every recipe also with the test photos' mirror images averaged in (``+flip``, test-time flip).
 
@@ -48,7 +50,8 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 RECIPES = {
     "head": TrainSettings(),
     "tail": TrainSettings(tail_epochs=TAIL_EPOCHS, keep_tail="always"),
-    "budget": TrainSettings(tail_epochs=TAIL_EPOCHS, budget_s=300.0),
+    "budget": TrainSettings(ladder=True, budget_s=300.0),
+    "budget+tail": TrainSettings(tail_epochs=TAIL_EPOCHS, budget_s=300.0),
     "lite0@260": TrainSettings(size=260),
     "lite1@240": TrainSettings(architecture="efficientnet_lite1", size=240),
 }
