@@ -95,14 +95,17 @@ def build_dataloaders(
 
 
 def _features(
-    body: nn.Module, dl: Any, progress: ProgressFn | None, step0: int, total: int
+    body: nn.Module, dl: Any, progress: ProgressFn | None, step0: int, total: int, *, half: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``body`` over every batch of ``dl``, on the CPU: float32, or float16 for the tail's kept
+    input (no inference mode: the tail trains on these under autograd)."""
     feats, ys = [], []
     step = step0
     body.eval()
-    with torch.inference_mode():
+    with torch.no_grad():
         for xb, yb in dl:
-            feats.append(body(xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)).float().cpu())
+            out = body(xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last))
+            feats.append(out.half().cpu().contiguous() if half else out.float().cpu())
             ys.append(yb.as_subclass(torch.Tensor).cpu())
             step += 1
             if progress is not None:
@@ -244,28 +247,11 @@ def extract_activations(
     rows: list[torch.Tensor] = []
     if train_idx:
         for v in range(views):
-            acts, _ = _activations(stem, train_dl, progress, v * len(train_dl), total)
+            acts, _ = _features(stem, train_dl, progress, v * len(train_dl), total, half=True)
             rows.append(acts)
     clean: dict[int, torch.Tensor] = {}
     if clean_idx:
-        acts, _ = _activations(stem, dls.valid, progress, total - len(dls.valid), total)
+        acts, _ = _features(stem, dls.valid, progress, total - len(dls.valid), total, half=True)
         clean = dict(zip(clean_idx, acts, strict=True))
     train = torch.cat(rows) if rows else torch.zeros(0)
     return train, clean
-
-
-def _activations(
-    stem: nn.Module, dl: Any, progress: ProgressFn | None, step0: int, total: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    out, ys = [], []
-    step = step0
-    stem.eval()
-    with torch.no_grad():  # not inference mode: the tail trains on these, under autograd
-        for xb, yb in dl:
-            x = xb.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last)
-            out.append(stem(x).half().cpu().contiguous())
-            ys.append(yb.as_subclass(torch.Tensor).cpu())
-            step += 1
-            if progress is not None:
-                progress(TrainProgress(FEATURE_EVENT, step, total))
-    return torch.cat(out), torch.cat(ys)

@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from sorter.files.corrections import CorrectionStore, correct
-from sorter.jobs.events import drive
-from sorter.jobs.sorting import SortOptions, sort_folder
+from sorter.files.corrections import CorrectionStore
 from sorter.learn.datasets import load_data
 from sorter.model.architecture import SorterNet, load_body_weights
 from sorter.model.bundle import load_bundle
@@ -24,6 +22,7 @@ from sorter.train.retrain import retrain
 from sorter.train.tail import TAIL_FROM
 from sorter.train.train import fit_and_export, get_args_parser, settings_from_args
 from sorter.train_args import DEFAULT_BUDGET_S, parse_budget
+from tests.train.conftest import sort_and_correct_tables
 
 
 def test_a_budget_reads_as_a_person_writes_it() -> None:
@@ -117,12 +116,8 @@ def test_a_budget_too_short_keeps_the_head_and_says_why(tiny_data: Path, tmp_pat
 
 
 def test_a_retrain_keeps_the_tuned_body_and_refits_the_head(tail_model: Any, tables: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    events: list[Any] = []
-    drive(sort_folder(SortOptions(tables, out, threshold=0.0), Classifier.load(tail_model.path, "cpu")), events.append)
-    with CorrectionStore(tmp_path / "store" / "corrections.sqlite") as store:
-        for e in events[:10]:
-            correct(out, e.destinations[0], "table", store)
+    db = sort_and_correct_tables(tail_model.path, tables, tmp_path)
+    with CorrectionStore(db) as store:
         result = retrain(tail_model.path, tmp_path / "v2.safetensors", store, feature_cache=tmp_path / "f.sqlite")
     assert result.training_data == "replay" and result.new_classes == ["table"]
     new = load_bundle(result.new_path)

@@ -22,6 +22,7 @@ from sorter.model.bundle import METADATA_KEY, load_bundle
 from sorter.model.classifier import Classifier
 from sorter.train.retrain import retrain
 from tests.conftest import sha256
+from tests.train.conftest import sort_and_correct_tables
 
 
 def rewrite(
@@ -95,12 +96,8 @@ def test_retrain_where_the_training_photos_are_not(tiny_model: Any, tables: Path
 def test_a_retrain_uses_the_replay_even_where_the_photos_are_and_reads_them_only_when_asked(
     tiny_model: Any, tables: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "out"
-    events: list[Any] = []
-    drive(sort_folder(SortOptions(tables, out, threshold=0.0), Classifier.load(tiny_model.path, "cpu")), events.append)
-    with CorrectionStore(tmp_path / "store" / "corrections.sqlite") as store:
-        for e in events[:10]:
-            correct(out, e.destinations[0], "table", store)
+    db = sort_and_correct_tables(tiny_model.path, tables, tmp_path)
+    with CorrectionStore(db) as store:
         quick = retrain(tiny_model.path, tmp_path / "quick.safetensors", store, feature_cache=tmp_path / "f.sqlite")
         slow = retrain(
             tiny_model.path, tmp_path / "slow.safetensors", store, feature_cache=tmp_path / "f.sqlite", from_photos=True
