@@ -233,6 +233,7 @@ class TrainDialog(QDialog):
     def _on_progress(self, p: Any) -> None:
         if p.note is not None:  # a step of the time budget: tried, skipped or kept
             self.log.appendPlainText(p.note)
+            self._show_last_line()
             return
         self.progress.setRange(0, p.total)
         self.progress.setValue(p.step)
@@ -243,6 +244,11 @@ class TrainDialog(QDialog):
         metric = f", accuracy {p.metric:.1%}" if p.metric is not None else ""
         loss = f"loss {p.train_loss:.3f}" if p.train_loss is not None else ""
         self.log.appendPlainText(f"{p.phase} epoch {p.step}/{p.total}: {loss}{metric}")
+        self._show_last_line()
+
+    def _show_last_line(self) -> None:
+        bar = self.log.verticalScrollBar()
+        bar.setValue(bar.maximum())
 
     def _on_done(self, result: dict[str, Any]) -> None:
         self._stop_clock()
@@ -269,6 +275,7 @@ class TrainDialog(QDialog):
             self.confusion.setPixmap(QPixmap(str(png)).scaledToHeight(260, Qt.TransformationMode.SmoothTransformation))
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
+        self.progress.setFormat("Done")
         self.use_button.setEnabled(True)
         self.trained.emit(self.new_model)
 
@@ -276,6 +283,7 @@ class TrainDialog(QDialog):
         self._stop_clock()
         self.start_button.setEnabled(True)
         self.progress.setRange(0, 1)
+        self.progress.setFormat("Stopped")
         messages.show_error(self, exc)
 
     def _use(self) -> None:

@@ -29,7 +29,7 @@ def test_train_dialog_trains_and_offers_the_new_model(qtbot, window, tiny_data: 
     # each step of the budget is shown, and what won
     assert "Training the stronger network" in log and "Stronger network: validation accuracy" in log
     assert "Kept: the " in dialog.result_label.text() and "network" in dialog.result_label.text()
-    assert dialog.time_label.text().startswith("Took ")
+    assert dialog.time_label.text().startswith("Took ") and dialog.progress.format() == "Done"
     with qtbot.waitSignal(dialog.model_accepted, timeout=5000):
         dialog.use_button.click()
     assert window.model_combo.currentText() == "tiny from gui"
