@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QPixmap, QTextCursor
 from PySide6.QtWidgets import (
     QDialog,
     QFormLayout,
@@ -247,8 +247,8 @@ class TrainDialog(QDialog):
         self._show_last_line()
 
     def _show_last_line(self) -> None:
-        bar = self.log.verticalScrollBar()
-        bar.setValue(bar.maximum())
+        self.log.moveCursor(QTextCursor.MoveOperation.End)
+        self.log.ensureCursorVisible()
 
     def _on_done(self, result: dict[str, Any]) -> None:
         self._stop_clock()
@@ -276,6 +276,8 @@ class TrainDialog(QDialog):
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.progress.setFormat("Done")
+        # the confusion matrix shrinks the log: show its last lines (the verdict) once laid out
+        QTimer.singleShot(0, self._show_last_line)
         self.use_button.setEnabled(True)
         self.trained.emit(self.new_model)
 
