@@ -11,7 +11,7 @@ import re
 DEFAULT_BUDGET_S = 300.0
 """What ``sorter train`` spends on a CPU unless told otherwise: five minutes."""
 TAIL_EPOCHS = 5
-"""Epochs of the tail step the train dialog asks for when it is ticked."""
+"""Epochs of the tail step that ``benchmarks/recipes.py`` measured (``--tail-epochs`` chooses its own)."""
 
 
 def parse_budget(text: str) -> float:

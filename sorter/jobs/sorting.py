@@ -38,7 +38,7 @@ from sorter.jobs.policy import Choices, Policy
 from sorter.learn.recalibration import recalibrate, since_made
 from sorter.learn.shift import UNLIKE_REASON, ShiftWatch, TypicalityIndex
 from sorter.model.classifier import Classifier, top_k
-from sorter.model.people import DETECTOR_NAME
+from sorter.model.people import DETECTOR_NAME, vouched
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
 from sorter.usertypes import RunMode, RunStatus
 
@@ -308,8 +308,9 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
                     journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, [], failed=pred.error)
                 yield event(c, "failed", error=pred.error)
                 continue
-            if pred.face is not None and classifier.config.people is not None:
-                typical = 1.0 if pred.face >= classifier.config.people.min_face else typical  # see people.vouched
+            vouches = vouched(None if pred.face is None else np.array([pred.face]), classifier.config.people)
+            if vouches is not None and vouches[0]:
+                typical = 1.0
             labels, reason = policy.under_shift(watch.shifted).decide(pred.probs, pred.fit, typical)
             top = tuple(top_k(pred.probs, classifier.classes))
             confidence = float(pred.probs.max())

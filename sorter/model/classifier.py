@@ -22,7 +22,7 @@ import torch
 from sorter.errors import DeviceError, ModelLoadError, UnsupportedImageError
 from sorter.model.bundle import Bundle, load_bundle
 from sorter.model.config import BundleConfig
-from sorter.model.people import FaceFinder, vouched, with_people
+from sorter.model.people import FaceFinder, apply_people
 from sorter.model.pipeline import InferencePipeline
 from sorter.model.preprocess import Preprocessor
 
@@ -178,10 +178,8 @@ class Classifier:
         both finish here."""
         probs, features, fit = self._engine(np.stack([arr for arr, _ in decoded]))
         faces = np.array([face for _, face in decoded], dtype=np.float32) if self.faces is not None else None
-        hit = vouched(faces, self.config.people)
-        if hit is not None:
-            fit = np.where(hit, np.float32(1.0), fit)
-        return with_people(probs, faces, self.config.people, self.classes), features, fit, faces
+        probs, fit = apply_people(probs, fit, faces, self.config.people, self.classes)
+        return probs, features, fit, faces
 
     @property
     def feature_recipe(self) -> str:

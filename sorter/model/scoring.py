@@ -16,7 +16,7 @@ import torch
 
 from sorter.model.bundle import Bundle, Head
 from sorter.model.memory import ExemplarMemory, Scorer
-from sorter.model.people import vouched, with_people
+from sorter.model.people import apply_people
 from sorter.model.pipeline import group_matrix
 
 
@@ -78,10 +78,5 @@ def score(
         temperature=bundle.config.temperature,
         anchors=None if anchors is None else anchors.numpy(),
     )
-    hit = vouched(faces, bundle.config.people)
-    if hit is None:
-        return scored
-    return Scored(
-        with_people(scored.probs, faces, bundle.config.people, bundle.config.classes),
-        np.where(hit, np.float32(1.0), scored.fit),
-    )
+    probs, fit = apply_people(scored.probs, scored.fit, faces, bundle.config.people, bundle.config.classes)
+    return Scored(probs, fit)

@@ -38,7 +38,7 @@ from sorter.model.config import BundleConfig
 from sorter.train.callbacks import Report
 from sorter.train.features import FeatureSet, build_dataloaders, extract_features
 from sorter.train.recipe import Attempt, ProgressFn, TrainSettings
-from sorter.train.tail import accuracy_of, clean_pooled, fit_tail, pooled, prepare_tail
+from sorter.train.tail import fit_tail, pooled_set, prepare_tail, right_of
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +144,7 @@ def train(
         model, data, train_idx, valid_idx, clean_idx, config, settings, device, progress, attempts
     )
     if tail is not None and kept_input is not None:
-        feature_set = FeatureSet(
-            train=pooled(tail, kept_input[0]),
-            clean=clean_pooled(tail, kept_input[1], clean_idx),
-            computed=len(kept_input[0]) + len(clean_idx),
-        )
+        feature_set = pooled_set(tail, kept_input, clean_idx, computed=len(kept_input[0]) + len(clean_idx))
     else:
         feature_set = extract_features(
             model, data.samples, train_idx, clean_idx, config, settings, device, feature_cache, progress
@@ -202,19 +198,30 @@ def train(
         extra_cbs = [MixUp(settings.mixup)] if settings.mixup > 0 and not config.multi_label else []
         head_learn.fit_one_cycle(settings.epochs, lr_max=lr, cbs=extra_cbs)
     head_seconds = time.perf_counter() - t1
-    head_accuracy = None if config.multi_label else accuracy_of(head, xv, yv)
+    head_right = None if config.multi_label else right_of(head, xv, yv)
+    head_accuracy = None
+    if head_right is not None:
+        head_accuracy = float(head_right.float().mean()) if len(head_right) else 0.0
     attempts.append(Attempt("head", head_accuracy, time.perf_counter() - started, kept=True))
-    if tail is not None and kept_input is not None and head_accuracy is not None:
+    if tail is not None and kept_input is not None and head_right is not None:
         tuned = fit_tail(
-            tail, kept_input, y_views, valid_idx, yv, loss, lr, settings, started, progress, scratch.name, attempts
+            tail,
+            kept_input,
+            y_views,
+            valid_idx,
+            yv,
+            head_right,
+            loss,
+            lr,
+            settings,
+            started,
+            progress,
+            scratch.name,
+            attempts,
         )
         if tuned:
             # the body changed: what the bundle keeps (replay, statistics, memory) is pooled anew
-            feature_set = FeatureSet(
-                train=pooled(tail, kept_input[0]),
-                clean=clean_pooled(tail, kept_input[1], clean_idx),
-                computed=feature_set.computed,
-            )
+            feature_set = pooled_set(tail, kept_input, clean_idx, computed=feature_set.computed)
 
     # Phase 3 (optional): unfreeze the body, discriminative learning rates via the splitter.
     t2 = time.perf_counter()

@@ -180,22 +180,14 @@ def extract_features(
     computed_aug: dict[tuple[int, int], torch.Tensor] = {}
     computed_clean: dict[int, torch.Tensor] = {}
     if missing_train or missing_clean:
-        # A DataBlock needs both sides; a lone photo stands in for an empty one and is ignored.
-        train_side = missing_train or [missing_clean[0]]
-        valid_side = missing_clean or [missing_train[0]]
-        dls = build_dataloaders(samples, train_side, valid_side, config, settings, device)
-        train_dl = dls.train.new(shuffle=False, drop_last=False)
-        n_train_batches = len(train_dl) if missing_train else 0
-        total = n_train_batches * settings.views + (len(dls.valid) if missing_clean else 0)
-        if missing_train:
-            for v in range(settings.views):
-                feats, _ = _features(model.body, train_dl, progress, v * n_train_batches, total)
-                for i, row in zip(missing_train, feats, strict=True):
-                    computed_aug[(i, v)] = row
-        if missing_clean:
-            feats, _ = _features(model.body, dls.valid, progress, settings.views * n_train_batches, total)
-            for i, row in zip(missing_clean, feats, strict=True):
-                computed_clean[i] = row
+        per_view, clean_rows = _views_and_clean(
+            model.body, samples, missing_train, missing_clean, config, settings, device, progress
+        )
+        for v, feats in enumerate(per_view):
+            for i, row in zip(missing_train, feats, strict=True):
+                computed_aug[(i, v)] = row
+        for i, row in zip(missing_clean, clean_rows, strict=True):
+            computed_clean[i] = row
         if cache is not None:
             # views of a partly cached photo were all computed again; store only the missing ones
             missing = set(missing_aug)
@@ -238,20 +230,40 @@ def extract_activations(
     """The stem's output (float16, on the CPU) for ``views`` augmented views of each training
     photo and the clean view of each photo in ``clean_idx``: what the tail step trains on
     (:mod:`sorter.train.tail`). Computed every time; the feature cache keeps pooled features only."""
-    views = max(1, settings.views)
+    per_view, clean_rows = _views_and_clean(
+        stem, samples, train_idx, clean_idx, config, settings, device, progress, half=True
+    )
+    clean = dict(zip(clean_idx, clean_rows, strict=True))
+    return (torch.cat(per_view) if per_view else torch.zeros(0)), clean
+
+
+def _views_and_clean(
+    net: nn.Module,
+    samples: Sequence[Sample],
+    train_idx: list[int],
+    clean_idx: list[int],
+    config: BundleConfig,
+    settings: TrainSettings,
+    device: torch.device,
+    progress: ProgressFn | None,
+    *,
+    half: bool = False,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``net`` over ``views`` augmented views of each photo in ``train_idx`` (one tensor a view,
+    rows in ``train_idx`` order) and over the clean view of each photo in ``clean_idx``."""
+    if not train_idx and not clean_idx:
+        return [], []
+    # A DataBlock needs both sides; a lone photo stands in for an empty one and is ignored.
     train_side = train_idx or clean_idx[:1]
     valid_side = clean_idx or train_idx[:1]
     dls = build_dataloaders(samples, train_side, valid_side, config, settings, device)
     train_dl = dls.train.new(shuffle=False, drop_last=False)
-    total = (len(train_dl) * views if train_idx else 0) + (len(dls.valid) if clean_idx else 0)
-    rows: list[torch.Tensor] = []
-    if train_idx:
-        for v in range(views):
-            acts, _ = _features(stem, train_dl, progress, v * len(train_dl), total, half=True)
-            rows.append(acts)
-    clean: dict[int, torch.Tensor] = {}
-    if clean_idx:
-        acts, _ = _features(stem, dls.valid, progress, total - len(dls.valid), total, half=True)
-        clean = dict(zip(clean_idx, acts, strict=True))
-    train = torch.cat(rows) if rows else torch.zeros(0)
-    return train, clean
+    views = max(1, settings.views)
+    n_train_batches = len(train_dl) if train_idx else 0
+    total = n_train_batches * views + (len(dls.valid) if clean_idx else 0)
+    per_view = [
+        _features(net, train_dl, progress, v * n_train_batches, total, half=half)[0]
+        for v in (range(views) if train_idx else ())
+    ]
+    clean = _features(net, dls.valid, progress, views * n_train_batches, total, half=half)[0] if clean_idx else None
+    return per_view, list(clean) if clean is not None else []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -29,7 +29,7 @@ from sorter.learn.datasets import LabelledData
 from sorter.model.architecture import SorterNet
 from sorter.model.config import BundleConfig
 from sorter.train.callbacks import Report, note
-from sorter.train.features import extract_activations
+from sorter.train.features import FeatureSet, extract_activations
 from sorter.train.recipe import Attempt, ProgressFn, TrainSettings
 
 TAIL_FROM = 5
@@ -98,21 +98,6 @@ class Tail(nn.Module):
         return [body, list(self.head.parameters())]
 
 
-@dataclass(frozen=True)
-class Activations:
-    """The stem's output for ``views`` augmented views of each training photo (view 0 of every
-    photo, then view 1, ...) and for the clean view of the validation (and memory) photos."""
-
-    train: torch.Tensor
-    clean: dict[int, torch.Tensor]
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.train.numel() * self.train.element_size()) + sum(
-            int(t.numel() * t.element_size()) for t in self.clean.values()
-        )
-
-
 def pooled(tail: Tail, rows: torch.Tensor, batch: int = 128) -> torch.Tensor:
     """Pooled features of kept activations, in evaluation mode."""
     tail.eval()
@@ -121,11 +106,14 @@ def pooled(tail: Tail, rows: torch.Tensor, batch: int = 128) -> torch.Tensor:
     return torch.cat(out) if out else torch.zeros(0, tail.head.in_features)
 
 
-def clean_pooled(tail: Tail, clean: dict[int, torch.Tensor], order: Sequence[int]) -> dict[int, torch.Tensor]:
-    if not order:
-        return {}
-    rows = pooled(tail, torch.stack([clean[i] for i in order]))
-    return dict(zip(order, rows, strict=True))
+def pooled_set(
+    tail: Tail, kept_input: tuple[torch.Tensor, dict[int, torch.Tensor]], clean_idx: Sequence[int], computed: int
+) -> FeatureSet:
+    """The pooled features the head trains on and the bundle keeps, from the kept input: the
+    body as it is now (before the tail trains, or after it was kept)."""
+    train, clean = kept_input
+    rows: list[torch.Tensor] = list(pooled(tail, torch.stack([clean[i] for i in clean_idx]))) if clean_idx else []
+    return FeatureSet(train=pooled(tail, train), clean=dict(zip(clean_idx, rows, strict=True)), computed=computed)
 
 
 def seconds_per_epoch(tail: Tail, sample: torch.Tensor, target: torch.Tensor, rows: int, batch: int) -> float:
@@ -150,11 +138,6 @@ def right_of(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
         logits = torch.cat([net(x[i : i + 256].to(next(net.parameters()).device)).cpu() for i in range(0, len(x), 256)])
     return logits.argmax(dim=1) == y
-
-
-def accuracy_of(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Top-1 of ``net`` on rows ``x``."""
-    return float(right_of(net, x, y).float().mean()) if len(y) else 0.0
 
 
 def wins(before: torch.Tensor, after: torch.Tensor, level: float = SIGNIFICANCE) -> tuple[bool, float]:
@@ -213,6 +196,7 @@ def fit_tail(
     y_views: torch.Tensor,
     valid_idx: list[int],
     yv: torch.Tensor,
+    head_right: torch.Tensor,
     loss: Any,
     lr: float,
     settings: TrainSettings,
@@ -223,10 +207,10 @@ def fit_tail(
 ) -> bool:
     """Train the tail for as many epochs as the budget leaves; keep it only if it beats the head
     alone on the validation photos by more than chance (:func:`wins`); the body and head are
-    restored otherwise. True: kept."""
+    restored otherwise. ``head_right``: which validation photos the head alone gets right.
+    True: kept."""
     xt, clean = kept_input
     xv = torch.stack([clean[i] for i in valid_idx])
-    head_right = right_of(tail, xv, yv)  # the untrained tail is the body as it was: the head alone
     head_accuracy = float(head_right.float().mean())
     # fastai drops the last, incomplete batch of each training epoch: a batch must fit many times
     batch = int(min(64, max(8, len(xt) // 8)))
