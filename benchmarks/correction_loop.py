@@ -155,7 +155,7 @@ def run_split(
         with CorrectionStore(store_path) as store:
             queue = build_queue(out, load_bundle(trained.path), store, spot_every=every)
         with Journal.open(out, create=False, lock=False) as journal:
-            by_path = {op.destination: op for op in journal.live_ops()}
+            by_path = {p.path: p for p in journal.placements()}
         ops = [by_path[p] for p in photos_in_order(queue)]
         spots = round(n * spot)
         head = ops[: n - spots]
@@ -167,18 +167,18 @@ def run_split(
         with CorrectionStore(store_path) as store:
             for op in reviewed:
                 truth = truth_of[op.source.name]
-                if op.destination.parent.name != truth:
-                    correct(out, op.destination, truth, store)
+                if op.path.parent.name != truth:
+                    correct(out, op.path, truth, store)
                     wrong += 1
                 else:
-                    confirm(out, op.destination, store)
+                    confirm(out, op.path, store)
             bundle = load_bundle(trained.path)
             rest_truth = [truth_of[op.source.name] for op in rest]
             rest_src = [op.source for op in rest]
             before = top1(np.stack([p.probs for p in classifier.classify(rest_src, lambda p: p)]), classes, rest_truth)
             found = rescore(out, bundle, store)  # as the review does: the head adapted to the reviews
-            by_sha = {r.op.sha256: r for r in found.photos}
-            memory_only = {r.op.sha256: r for r in rescore(out, bundle, store, adapt=False).photos}
+            by_sha = {r.placement.sha256: r for r in found.photos}
+            memory_only = {r.placement.sha256: r for r in rescore(out, bundle, store, adapt=False).photos}
             head = found.adapted
             adapted = (
                 f"head on {head.user_rows}, valid {head.valid_before:.1%}->{head.valid_after:.1%}"
@@ -187,7 +187,7 @@ def run_split(
             )
             base = policy_for(bundle.config)
             folders = {"_unsure", "_other"}
-            as_sorted = [None if op.destination.parent.name in folders else op.destination.parent.name for op in rest]
+            as_sorted = [None if op.path.parent.name in folders else op.path.parent.name for op in rest]
             plain = []
             for op in rest:
                 r = by_sha[op.sha256]

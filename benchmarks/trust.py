@@ -123,7 +123,7 @@ def user_folder(samples_: Sequence[Sample], folder: Path) -> dict[str, str]:
 def measure(out: Path, truth: dict[str, str], reviewed: set[str], accuracy: float) -> tuple[float, float, float]:
     """Coverage and precision of the folders, over the photos not reviewed, as they lie now."""
     with Journal.open(out, create=False, lock=False) as journal:
-        where = {op.source.name: op.destination.parent.name for op in journal.live_ops() if op.destination.exists()}
+        where = {p.source.name: p.path.parent.name for p in journal.placements() if p.path.exists()}
     rest = [name for name in where if name not in reviewed]
     placed = [name for name in rest if where[name] not in NOT_SORTED]
     right = sum(where[name] == truth[name] for name in placed)
@@ -153,7 +153,7 @@ def run_pair(pair: str, model: Path, photos: Sequence[Sample], ns: list[int], wo
         for n in ns:
             queue = photos_in_order(build_queue(out, bundle, store))
             with Journal.open(out, create=False, lock=False) as journal:
-                source_of = {op.destination: op.source.name for op in journal.live_ops()}
+                source_of = {p.path: p.source.name for p in journal.placements()}
             for path in queue:
                 if len(reviewed) >= n:
                     break
@@ -186,16 +186,16 @@ def run_pair(pair: str, model: Path, photos: Sequence[Sample], ns: list[int], wo
 def _plain(found: Rescoring, truth: dict[str, str], reviewed: set[str]) -> tuple[float, float]:
     """What the same re-score would sort without holding back photos unlike the training ones."""
     policy = replace(found.policy, typical_threshold=None)
-    rest = [r for r in found.photos if r.op.source.name not in reviewed]
-    chosen = [(policy.decide(r.probs, r.fit)[0][0], truth[r.op.source.name]) for r in rest]
+    rest = [r for r in found.photos if r.placement.source.name not in reviewed]
+    chosen = [(policy.decide(r.probs, r.fit)[0][0], truth[r.placement.source.name]) for r in rest]
     placed = [(c, t) for c, t in chosen if c not in NOT_SORTED]
     return len(placed) / max(1, len(rest)), sum(c == t for c, t in placed) / max(1, len(placed))
 
 
 def _accuracy(photos: Sequence[Rescored], classes: tuple[str, ...], truth: dict[str, str], reviewed: set[str]) -> float:
     """Top-1 of the re-scored probabilities over the photos not reviewed (thresholds aside)."""
-    rest = [r for r in photos if r.op.source.name not in reviewed]
-    hits = [classes[int(np.argmax(r.probs))] == truth[r.op.source.name] for r in rest]
+    rest = [r for r in photos if r.placement.source.name not in reviewed]
+    hits = [classes[int(np.argmax(r.probs))] == truth[r.placement.source.name] for r in rest]
     return float(np.mean(hits)) if hits else float("nan")
 
 

@@ -66,3 +66,56 @@ def rename_no_clobber(src: Path | str, dst: Path | str) -> None:
         os.rename(src, dst)
         return
     os.unlink(src)
+
+
+def same_file(a: Path | str, b: Path | str) -> bool:
+    """Whether two paths name one file: the same device and inode (``os.path.samefile``), which
+    also catches two spellings of one name on a volume that ignores case, and a folder reached
+    through a link. A path that does not exist is no file at all."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def fsync_folder(folder: Path | str) -> None:
+    """Make a new name in ``folder`` durable before the old one is removed (a move's link, then
+    its unlink): after a power cut the photo has at least one name. Windows has no directory
+    handles to sync; its file system journals names itself."""
+    if sys.platform == "win32":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_CASE_PROBES: dict[str, bool] = {}
+
+
+def ignores_case(folder: Path) -> bool:
+    """Whether names in ``folder``'s volume are compared ignoring case (Windows and macOS by
+    default), probed once per folder by creating a file and asking for it under another case.
+    A folder that cannot be probed is taken as case-sensitive only on Linux."""
+    key = os.path.normcase(os.path.abspath(folder))
+    if key in _CASE_PROBES:
+        return _CASE_PROBES[key]
+    answer = sys.platform in ("win32", "darwin")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX + "case-", dir=folder)
+    except OSError:
+        return answer
+    os.close(fd)
+    try:
+        name = os.path.basename(probe)
+        answer = os.path.exists(os.path.join(os.path.dirname(probe), name.swapcase()))
+    finally:
+        os.unlink(probe)
+    _CASE_PROBES[key] = answer
+    return answer
+
+
+def name_key(name: str, folder: Path) -> str:
+    """How the volume holding ``folder`` compares the name ``name``: folded where it ignores case."""
+    return name.casefold() if ignores_case(folder) else name

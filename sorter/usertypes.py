@@ -35,11 +35,46 @@ class RunStatus(StrEnum):
     UNDONE = "undone"
 
 
-class OpStatus(StrEnum):
-    """What one journaled placement did."""
+class OpKind(StrEnum):
+    """What one line of a journal's history did to a photo in the output folder."""
+
+    PLACE = "place"
+    """A run put the photo in the folder (copied or moved in; see :class:`Arrival`)."""
+    MOVE = "move"
+    """A run moved it to another folder of the output (a re-sort, or sorting a folder of the output)."""
+    CORRECT = "correct"
+    """The user moved it to the right folder."""
+    UNCORRECT = "uncorrect"
+    """The user took a correction back."""
+    REVERT = "revert"
+    """Undo moved it back to where the run found it."""
+    REMOVE = "remove"
+    """Undo removed a copy."""
+    RETURN = "return"
+    """Undo returned a moved photo to where it came from."""
+    KEEP = "keep"
+    """Undo kept a copy the user changed after sorting."""
+
+
+class Arrival(StrEnum):
+    """How a photo came into the output folder: what undoing it means."""
 
     COPIED = "copied"
     MOVED = "moved"
-    DUPLICATE = "duplicate"
+
+
+class PlacementStatus(StrEnum):
+    """Whether a photo Sorter placed is still in the output folder."""
+
+    PLACED = "placed"
     UNDONE = "undone"
     KEPT = "kept"
+    """Undone, but the user had changed it, so it stays (and is no longer Sorter's)."""
+
+
+class ReviewStatus(StrEnum):
+    """Whether a correction or confirmation still stands."""
+
+    LIVE = "live"
+    WITHDRAWN = "withdrawn"
+    """Taken back by the user, or its run was undone: kept in the history, used for nothing."""

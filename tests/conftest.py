@@ -56,6 +56,38 @@ def general_classifier(test_device: str):  # type: ignore[no-untyped-def]
     return Classifier.load(GENERAL_MODEL, test_device, batch_size=8)
 
 
+TINY_CLASSES = ("bed", "chair", "sofa")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory, furniture: Path) -> Path:
+    """24 real photos of each of three furniture classes: the tiny model's training data."""
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    for cls in TINY_CLASSES:
+        (root / cls).mkdir(parents=True)
+        for photo in sorted((furniture / cls).iterdir())[:24]:
+            shutil.copy2(photo, root / cls / photo.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data: Path, test_device: str):  # type: ignore[no-untyped-def]
+    """One tiny real model (bed, chair, sofa), trained once per test session on real photos."""
+    from sorter.learn.datasets import load_data
+    from sorter.train.recipe import TrainSettings
+    from sorter.train.train import fit_and_export
+
+    progress: list[object] = []
+    trained = fit_and_export(
+        load_data(tiny_data),
+        tiny_data.parent / "tiny.safetensors",
+        TrainSettings(epochs=6, views=2, device=test_device, seed=1),
+        progress=progress.append,
+    )
+    trained.progress = progress  # type: ignore[attr-defined]
+    return trained
+
+
 def pick_photos(furniture: Path, per_class: int, offset: int = 0) -> list[Path]:
     """A deterministic handful of real photos from every furniture7 class."""
     chosen: list[Path] = []
@@ -106,3 +138,13 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     return {
         str(p.relative_to(folder)): (sha256(p), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()
     }
+
+
+def undo(output: Path, db: Path | None = None):  # type: ignore[no-untyped-def]
+    """Undo the newest run on ``output``, withdrawing reviews from the store at ``db`` (a fresh
+    one beside the output when the test made none)."""
+    from sorter.files.corrections import CorrectionStore
+    from sorter.files.undo import undo_last_run
+
+    with CorrectionStore(db or output.parent / "undo-store" / "corrections.sqlite") as store:
+        return undo_last_run(output, store)

@@ -17,30 +17,32 @@ from sorter.usertypes import ExitCode
 
 
 def cmd_sort(args: argparse.Namespace) -> int:
-    from sorter.files.corrections import reviewed_photos
     from sorter.jobs.events import SortEvent
+    from sorter.jobs.reviews import reviews_for_sorting
     from sorter.jobs.sorting import SortOptions, default_output, sort_folder
     from sorter.model.classifier import Classifier
     from sorter.paths import cache_dir, corrections_db, resolve_model
 
     source = Path(args.source)
     output = Path(args.out) if args.out else default_output(source)
+    model = resolve_model(args.model)
     classifier: Classifier
     if args.cluster:
         from sorter.cluster import ClusterClassifier, connect
         from sorter.model.bundle import load_bundle
 
-        bundle = load_bundle(resolve_model(args.model))
+        bundle = load_bundle(model)
         connect(args.cluster)
         classifier = ClusterClassifier(bundle, batch_size=args.batch_size)
     else:
         classifier = Classifier.load(
-            resolve_model(args.model),
+            model,
             args.device,
             backend=args.backend,
             cache_dir=cache_dir(),
             batch_size=args.batch_size,
         )
+    reviewed, kept = reviews_for_sorting(corrections_db(), model, output)
     options = SortOptions(
         source=source,
         output=output,
@@ -49,7 +51,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         precision=args.precision,
         other_folder=args.other_folder,
-        reviewed=reviewed_photos(corrections_db()),
+        reviewed=reviewed,
+        kept=kept,
     )
     progress = Progress(sys.stderr, enabled=not args.json and sys.stderr.isatty())
     plan_lines: list[str] = []
@@ -104,13 +107,24 @@ def cmd_sort(args: argparse.Namespace) -> int:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
+    from sorter.files.corrections import CorrectionStore
     from sorter.files.undo import undo_last_run
+    from sorter.paths import corrections_db
 
-    report = undo_last_run(Path(args.output))
+    with CorrectionStore(corrections_db()) as store:
+        report = undo_last_run(Path(args.output), store)
     if args.json:
         print_json(report.to_json())
     else:
-        print(f"Undid run {report.run_id}: removed {report.removed} copies, restored {report.restored} photos.")
+        withdrawn = (
+            f"; withdrew {report.reviews_withdrawn} of your corrections and confirmations of those photos"
+            if report.reviews_withdrawn
+            else ""
+        )
+        print(
+            f"Undid run {report.run_id}: removed {report.removed} copies, restored {report.restored} photos"
+            f"{withdrawn}."
+        )
     for path, reason in report.kept:
         print(f"kept: {path}: {reason}", file=sys.stderr)
     return ExitCode.OK
@@ -321,15 +335,27 @@ def cmd_resort(args: argparse.Namespace) -> int:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     from sorter.files.corrections import CorrectionStore
+    from sorter.jobs.reviews import plan_retrain
     from sorter.learn.datasets import load_data
+    from sorter.model.bundle import read_config
     from sorter.model.classifier import resolve_device
     from sorter.paths import corrections_db, feature_cache, resolve_model
     from sorter.train.retrain import retrain
 
+    model = resolve_model(args.model)
     data = load_data(args.data) if args.data else None
     with CorrectionStore(corrections_db()) as store:
+        plan = plan_retrain(store, model, read_config(model).classes)
+        if not args.json:
+            for line in plan.sentences():
+                print(line, file=sys.stderr)
+        if plan.reviews and not args.yes and not args.json and sys.stdin.isatty():
+            answer = input("Retrain with these? [y/N] ").strip().casefold()
+            if answer not in ("y", "yes"):
+                print("Nothing was retrained.", file=sys.stderr)
+                return ExitCode.CANCELLED
         result = retrain(
-            resolve_model(args.model),
+            model,
             Path(args.out),
             store,
             data=data,
@@ -339,7 +365,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             from_photos=args.from_photos,
         )
     if args.json:
-        print_json(result.to_json())
+        print_json({**result.to_json(), "plan": plan.to_json()})
     else:
         same = "same" if result.same_validation else "CHANGED (data differs from the old training)"
         print(

@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on the original photos again instead of the features the model keeps of them (slower)",
     )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "-y", "--yes", action="store_true", help="retrain without asking (the reviews it uses are listed first)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_retrain)
 

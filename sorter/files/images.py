@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sorter.files.journal import is_output_folder
+
 IMAGE_EXTENSIONS = frozenset(
     {
         ".jpg",
@@ -72,7 +74,8 @@ def scan(source: Path, *, exclude: tuple[Path, ...] = ()) -> Iterator[Candidate]
         exclude: folders never entered (the output folder when it lies inside the source).
 
     Symbolic links to folders are followed once: a folder already visited (by its device and
-    inode) is skipped, which breaks link loops. Hidden and system files are skipped.
+    inode) is skipped, which breaks link loops. Hidden and system files are skipped, and so is
+    another folder Sorter sorted into (its photos are that folder's own, recorded in its journal).
     """
     excluded = {_identity(p) for p in exclude if p.exists()}
     seen: set[tuple[int, int]] = set()
@@ -98,7 +101,7 @@ def scan(source: Path, *, exclude: tuple[Path, ...] = ()) -> Iterator[Candidate]
                 is_dir = False
             if is_dir:
                 ident = _identity(path)
-                if ident is None or ident in seen or ident in excluded:
+                if ident is None or ident in seen or ident in excluded or is_output_folder(path):
                     continue
                 seen.add(ident)
                 subfolders.append(path)

@@ -228,11 +228,12 @@ class MainWindow(QMainWindow):
         def job():  # type: ignore[no-untyped-def]
             from dataclasses import replace
 
-            from sorter.files.corrections import reviewed_photos
+            from sorter.jobs.reviews import reviews_for_sorting
             from sorter.jobs.sorting import sort_folder
 
-            reviewed = reviewed_photos(self.corrections_db)  # off the GUI thread: it reads a database
-            return sort_folder(replace(options, reviewed=reviewed), self.classifier(model, device))
+            # off the GUI thread: it reads a database
+            reviewed, kept = reviews_for_sorting(self.corrections_db, model, output)
+            return sort_folder(replace(options, reviewed=reviewed, kept=kept), self.classifier(model, device))
 
         self.worker = GeneratorWorker(job)
         self.worker.signals.yielded.connect(self._on_event)
@@ -347,18 +348,17 @@ class MainWindow(QMainWindow):
         self.review_dialog = dialog
 
     def open_train_dialog(self) -> None:
-        from sorter.files.corrections import CorrectionStore
-        from sorter.gui.train_dialog import TrainDialog
+        from sorter.gui.train_dialog import TrainDialog, retrain_plan
 
+        model = self.model_path()
         try:
-            with CorrectionStore(self.corrections_db) as store:
-                count = len(store)
+            plan = retrain_plan(model, self.corrections_db)
         except Exception as exc:
             messages.show_error(self, exc)
             return
         dialog = TrainDialog(
-            self.model_path(),
-            count,
+            model,
+            plan,
             self.corrections_db,
             self.model_dirs[0],
             self.pool,
@@ -372,14 +372,10 @@ class MainWindow(QMainWindow):
     def undo(self) -> None:
         if self.last_summary is None:
             return
-        from sorter.files.undo import undo_last_run
+        from sorter.gui.undo_flow import undo_newest_run
 
-        output = self.last_summary.output
-        worker = FunctionWorker(lambda: undo_last_run(output))
-        worker.signals.returned.connect(self._undone)
-        worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
         self.undo_button.setEnabled(False)
-        self.workers.start(worker, self.pool)
+        undo_newest_run(self, self.last_summary.output, self.corrections_db, self.pool, self.workers, self._undone)
 
     def _undone(self, report: Any) -> None:
         kept = f"; kept {len(report.kept)} changed copies" if report.kept else ""

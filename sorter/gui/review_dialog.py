@@ -309,13 +309,14 @@ class ReviewDialog(QDialog):
         from sorter.files.corrections import CorrectionStore, correct
 
         output, db = self.output, self.corrections_db
+        known = tuple(self.classifier.classes) if self.classifier is not None else ()
 
         def work() -> list[Path]:
             moved = []
             with CorrectionStore(db) as store:
                 for path in selected:
                     if path.parent.name != label:
-                        moved.append(correct(output, path, label, store).path)
+                        moved.append(correct(output, path, label, store, known).path)
             return moved
 
         self._run_write(work, f"Moved {len(selected)} photo(s) to {label}.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QPixmap, QTextCursor
@@ -33,6 +33,21 @@ from sorter.gui import messages
 from sorter.gui.widgets import FolderField
 from sorter.gui.worker import FunctionWorker
 
+if TYPE_CHECKING:
+    from sorter.jobs.reviews import RetrainPlan
+
+
+def retrain_plan(model: Path | None, corrections_db: Path) -> RetrainPlan | None:
+    """What retraining ``model`` would learn from (None without a model)."""
+    from sorter.files.corrections import CorrectionStore
+    from sorter.jobs.reviews import plan_retrain
+    from sorter.model.bundle import read_config
+
+    if model is None:
+        return None
+    with CorrectionStore(corrections_db) as store:
+        return plan_retrain(store, model, read_config(model).classes)
+
 
 class _Relay(QObject):
     progressed = Signal(object)
@@ -41,7 +56,7 @@ class _Relay(QObject):
 class TrainDialog(QDialog):
     """Args:
         current_model: the model the main window uses (retraining starts from it).
-        corrections: how many corrections are stored.
+        plan: what a retrain of it would learn from (its family's reviews), listed before Start.
         corrections_db: the corrections store.
         models_dir: where new models are saved by default (the user's models folder).
         pool: where training runs.
@@ -57,7 +72,7 @@ class TrainDialog(QDialog):
     def __init__(
         self,
         current_model: Path | None,
-        corrections: int,
+        plan: RetrainPlan | None,
         corrections_db: Path,
         models_dir: Path,
         pool: QThreadPool,
@@ -83,13 +98,18 @@ class TrainDialog(QDialog):
 
         layout = QVBoxLayout(self)
         self.new_radio = QRadioButton("Train a new model from a folder with one sub-folder per category")
+        reviews = len(plan.reviews) if plan is not None else 0
         self.retrain_radio = QRadioButton(
-            f"Retrain '{current_model.stem if current_model else '—'}' with {corrections} corrections"
+            f"Retrain '{current_model.stem if current_model else '—'}' with {reviews} reviewed photos"
         )
-        self.retrain_radio.setEnabled(current_model is not None and corrections > 0)
+        self.retrain_radio.setEnabled(current_model is not None and reviews > 0)
+        self.plan_label = QLabel("\n".join(plan.sentences()) if plan is not None else "")
+        self.plan_label.setWordWrap(True)
+        self.plan_label.setContentsMargins(24, 0, 0, 0)
         self.new_radio.setChecked(True)
         layout.addWidget(self.new_radio)
         layout.addWidget(self.retrain_radio)
+        layout.addWidget(self.plan_label)
         form = QFormLayout()
         data_field = FolderField("", "Labelled photos: a folder of category folders", "Folder of category folders")
         self.data_edit = data_field.edit

@@ -19,7 +19,7 @@ import numpy as np
 from sorter.errors import ModelLoadError, UsageError
 from sorter.files.corrections import Correction, CorrectionStore
 from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
-from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal, Op
+from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal, Placement
 from sorter.jobs.policy import Choices, Policy
 from sorter.learn import shift as shifts
 from sorter.learn.adapt import AdaptedHead, adapt_head
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 class Rescored:
     """One sorted photo scored again: where it is, and where the model now puts it."""
 
-    op: Op
+    placement: Placement
     path: Path
     current: str
     suggested: str
@@ -115,30 +115,31 @@ def rescore(
         raise UsageError("Re-sorting is for single-label models; this model gives several labels per photo.")
     output = output.expanduser().resolve()
     with Journal.open(output, create=False, lock=False) as journal:
-        ops = [op for op in journal.live_ops() if op.destination.is_file()]
+        placed = [p for p in journal.placements() if p.path.is_file()]
         if policy is None:
             policy = sorted_with(journal).policy(bundle.config)
     empty = np.zeros((0, 0), dtype=np.float32)
     recipe = bundle.feature_recipe
     features_path = output / STATE_DIR / FEATURES_NAME
     if not features_path.exists():
-        return Rescoring([], empty, len(ops), policy)
+        return Rescoring([], empty, len(placed), policy)
     with FeatureCache.open(features_path) as cache:
-        found = cache.get_many(recipe, [(op.sha256, CLEAN_VIEW) for op in ops])
-        labelled = store.latest_per_photo()
-        reviewed_shas = {c.sha256 for c in labelled}
-        reviewed_paths = {c.sorted_path for c in labelled}
+        found = cache.get_many(recipe, [(p.sha256, CLEAN_VIEW) for p in placed])
+        labelled = store.latest_per_photo(output)
+        standing = store.standing_in(output)
+        reviewed_ids = {c.placement_id for c in standing}
+        reviewed_paths = {c.sorted_path for c in standing}
         extra = cache.get_many(recipe, [(c.sha256, CLEAN_VIEW) for c in labelled])
-        kept_faces = cache.get_faces(DETECTOR_NAME, [op.sha256 for op in ops]) if bundle.config.people else {}
+        kept_faces = cache.get_faces(DETECTOR_NAME, [p.sha256 for p in placed]) if bundle.config.people else {}
     user = _labelled_features(labelled, extra)
     memory = with_user_memory(bundle, user)
-    known = [op for op in ops if (op.sha256, CLEAN_VIEW) in found]
-    missing = len(ops) - len(known)
+    known = [p for p in placed if (p.sha256, CLEAN_VIEW) in found]
+    missing = len(placed) - len(known)
     if not known:
         return Rescoring([], empty, missing, policy, 0, adapted_head(bundle, user) if adapt else None)
-    feats = np.stack([found[(op.sha256, CLEAN_VIEW)] for op in known])
+    feats = np.stack([found[(p.sha256, CLEAN_VIEW)] for p in known])
     # a photo sorted before faces were kept counts as showing none
-    faces = np.array([kept_faces.get(op.sha256, 0.0) for op in known], dtype=np.float32) if kept_faces else None
+    faces = np.array([kept_faces.get(p.sha256, 0.0) for p in known], dtype=np.float32) if kept_faces else None
     scored = score(bundle, feats, memory, faces=faces)
     index = _kept(bundle).index
     # the folder against the training photos alone, as the bundle's own head sees it
@@ -159,18 +160,18 @@ def rescore(
             policy = policy.recalibrated(table)
     policy = policy.under_shift(shifted)
     out = []
-    for op, row, fit, typ in zip(known, scored.probs, scored.fit, typical, strict=True):
+    for placement, row, fit, typ in zip(known, scored.probs, scored.fit, typical, strict=True):
         labels, reason = policy.decide(row, float(fit), float(typ))
         label = labels[0]
         out.append(
             Rescored(
-                op=op,
-                path=op.destination,
-                current=op.destination.parent.name,
+                placement=placement,
+                path=placement.path,
+                current=placement.path.parent.name,
                 suggested=label,
                 confidence=float(row.max()),
                 probs=row,
-                reviewed=op.sha256 in reviewed_shas or op.destination in reviewed_paths,
+                reviewed=placement.id in reviewed_ids or placement.path in reviewed_paths,
                 reason=reason,
                 fit=float(fit),
                 typical=float(typ),

@@ -13,13 +13,13 @@ from typing import Any
 
 from sorter.errors import SorterError, UsageError, describe_os_error
 from sorter.files.corrections import CorrectionStore
-from sorter.files.fileops import place
-from sorter.files.journal import Journal, Op
+from sorter.files.journal import Journal
+from sorter.files.ledger import IN_PLACE, relocate
 from sorter.jobs.policy import Policy
 from sorter.jobs.rescore import rescore
 from sorter.learn.shift import UNLIKE_REASON
 from sorter.model.bundle import Bundle
-from sorter.usertypes import RunMode, RunStatus
+from sorter.usertypes import OpKind, RunMode, RunStatus
 
 
 def sorting_model(output: Path) -> str:
@@ -100,34 +100,28 @@ def resort(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy 
     if not todo:
         return report
     with Journal.open(output) as journal:
-        run_id = journal.start_run(output, RunMode.RESORT, bundle.name, "features")
+        run_id = journal.start_run(output, RunMode.RESORT, str(bundle.path), "features")
         report.run_id = run_id
         try:
             for r in todo:
-                current = journal.op_for_destination(r.path)
-                if current is None or not r.path.is_file():
+                current = journal.placement(r.placement.id)
+                if current is None or journal.key(current.path) != journal.key(r.path) or not r.path.is_file():
                     continue  # moved since it was scored
                 try:
-                    moved = place(r.path, output / r.suggested, move=True)
+                    landed = relocate(
+                        journal,
+                        current,
+                        output / r.suggested,
+                        r.suggested,
+                        OpKind.MOVE,
+                        run_id=run_id,
+                        confidence=r.confidence,
+                    )
                 except OSError as exc:
                     report.failed.append((r.path, describe_os_error(exc)))
                     continue
-                journal.record_op(
-                    run_id,
-                    Op(
-                        0,
-                        run_id,
-                        r.path,
-                        moved.destination,
-                        current.sha256,
-                        current.size,
-                        r.suggested,
-                        current.confidence,
-                        "moved",
-                    ),
-                )
-                journal.relocate_op(current.id, moved.destination, r.suggested, r.confidence)
-                report.moved.append((r.path, moved.destination))
+                if landed.outcome != IN_PLACE:
+                    report.moved.append((r.path, landed.path))
         finally:
             journal.finish_run(run_id, RunStatus.FINISHED)
     if report.failed and not report.moved:

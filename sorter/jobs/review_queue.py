@@ -111,9 +111,9 @@ def build_queue(
     shift = None
     with Journal.open(output, create=False, lock=False) as journal:
         seen: dict[Path, QueueItem] = {}
-        for op in journal.live_ops():
-            if op.destination.exists():
-                seen[op.destination] = QueueItem(op.destination, op.destination.parent.name, op.confidence)
+        for p in journal.placements():
+            if p.path.exists():
+                seen[p.path] = QueueItem(p.path, p.path.parent.name, p.confidence)
     if bundle is not None and store is not None and not bundle.config.multi_label:
         found = rescore(output, bundle, store)
         adapted_on = found.adapted.user_rows if found.adapted is not None else 0
@@ -215,7 +215,7 @@ def _spot_checks(scored: Sequence[Rescored], count: int) -> list[int]:
     if count <= 0:
         return []
     pool = [i for i, r in enumerate(scored) if not r.reviewed and not r.changed and r.current not in NOT_SORTED]
-    pool.sort(key=lambda i: (scored[i].op.sha256, scored[i].path.name))
+    pool.sort(key=lambda i: (scored[i].placement.sha256, scored[i].path.name))
     return pool[:count]
 
 

@@ -22,18 +22,12 @@ import numpy as np
 from sorter.errors import DestinationError, ModelLoadError, UsageError, describe_os_error
 from sorter.files.corrections import Correction
 from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
-from sorter.files.fileops import (
-    Placed,
-    is_destination_fault,
-    name_all,
-    place_all,
-    planned_destination,
-    stage,
-    sweep_temporaries,
-)
+from sorter.files.fileops import planned_destination, stage, sweep_temporaries
 from sorter.files.images import Candidate, scan
-from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal
+from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal, Placement, output_holding
+from sorter.files.ledger import FOUND
 from sorter.jobs.events import SortEvent, SortSummary, Status
+from sorter.jobs.placing import Written, write_photo
 from sorter.jobs.policy import Choices, Policy
 from sorter.learn.recalibration import recalibrate, since_made
 from sorter.learn.shift import UNLIKE_REASON, ShiftWatch, TypicalityIndex
@@ -57,7 +51,7 @@ class _Pending:
     top: tuple[tuple[str, float], ...]
     confidence: float
     status: Status
-    future: Future[list[Placed]]
+    future: Future[Written]
     features: np.ndarray | None = None
     reason: str | None = None
     face: float | None = None
@@ -76,8 +70,11 @@ class SortOptions:
         precision: the share of sorted photos that should be right (calibrated bundles).
         other_folder: photos that fit none of the categories go to ``_other``, not ``_unsure``.
         dry_run: decide everything, write nothing.
-        reviewed: the photos the user corrected or confirmed (the corrections store's latest
-            word on each); those reviewed since the model was made update its calibration.
+        reviewed: the photos of the model's family the user corrected or confirmed (the
+            corrections store's latest word on each, :func:`sorter.jobs.reviews.reviews_for_sorting`);
+            those reviewed since the model was made update its calibration.
+        kept: photos of the output the user reviewed: sorting a folder of the output leaves
+            them where the user put them.
     """
 
     source: Path
@@ -88,6 +85,7 @@ class SortOptions:
     precision: float | None = None
     other_folder: bool = False
     reviewed: tuple[Correction, ...] = ()
+    kept: tuple[Path, ...] = ()
 
     @property
     def choices(self) -> Choices:
@@ -150,8 +148,16 @@ def _check_folders(options: SortOptions) -> tuple[Path, Path]:
     output = options.output.expanduser().resolve()
     if output == source:
         raise UsageError("The output folder must differ from the folder being sorted.")
-    if source.is_relative_to(output) and not source.is_relative_to(output / UNSURE_FOLDER):
+    if source.is_relative_to(output) and (
+        output_holding(output) != output or source.is_relative_to(output / STATE_DIR)
+    ):
         raise UsageError("The output folder cannot contain the folder being sorted.")
+    holder = output_holding(source)
+    if options.move and holder is not None and holder != output:
+        raise UsageError(
+            f"'{source.name}' is part of the sorted folder '{holder}': sort it into that folder, "
+            "or copy instead of moving, so that folder's record of its photos stays true."
+        )
     return source, output
 
 
@@ -200,8 +206,8 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
     run_status = RunStatus.CANCELLED
     # Copies are written and synced in parallel under unique temporary names (syncing is mostly
     # waiting on the disk); one writer thread, as in Picard, then gives each its final name in
-    # input order, so two copies never race for one name and collisions number deterministically.
-    # for one destination name.
+    # input order and records it, so two copies never race for one name, collisions number
+    # deterministically, and the journal has a single writer while the run lasts.
     writer = ThreadPoolExecutor(1, thread_name_prefix="sorter-write")
     copier = ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="sorter-copy")
     pending: deque[_Pending] = deque()
@@ -238,41 +244,28 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
         return ev
 
     def finish(p: _Pending) -> SortEvent:
-        """Journal one photo once its copy has landed, and describe it."""
-        assert journal is not None and summary.run_id is not None
+        """Describe one photo once the writer has placed and recorded it."""
         c = p.candidate
         try:
-            placed = p.future.result()
-        except OSError as exc:
-            if is_destination_fault(exc, c.path):
-                raise DestinationError(
-                    f"Sorting stopped: {describe_os_error(exc)} "
-                    "Photos already sorted are safe; free space or fix the folder, then run again."
-                ) from exc
-            journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, [], failed=describe_os_error(exc))
-            return event(c, "failed", error=describe_os_error(exc))
-        ops = [
-            {
-                "destination": pl.destination,
-                "sha256": pl.sha256,
-                "size": pl.size,
-                "label": label,
-                "confidence": _label_prob(p.probs, classifier.classes, label),
-                "status": pl.outcome,
-            }
-            for label, pl in zip(p.labels, placed, strict=True)
-        ]
-        journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, ops)
+            written = p.future.result()
+        except OSError as exc:  # the writer re-raises only faults of the output
+            raise DestinationError(
+                f"Sorting stopped: {describe_os_error(exc)} "
+                "Photos already sorted are safe; free space or fix the folder, then run again."
+            ) from exc
+        if written.error is not None:
+            return event(c, "failed", error=written.error)
+        placed = written.landed
         if placed:
             keep_features(placed[0].sha256, p.features, p.face)
-        duplicate = all(pl.outcome == "duplicate" for pl in placed)
+        duplicate = all(pl.outcome == FOUND for pl in placed)
         return event(
             c,
             "skipped" if duplicate else p.status,
             labels=p.labels,
             confidence=p.confidence,
             top=p.top,
-            destinations=tuple(pl.destination for pl in placed),
+            destinations=tuple(pl.path for pl in placed),
             duplicate=duplicate,
             reason=p.reason,
         )
@@ -292,11 +285,19 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             )
 
         todo: list[Candidate] = []
+        inside: dict[str, Placement] = {}
+        reviewed: set[str] = set()
+        if journal is not None and source.is_relative_to(output):
+            # sorting a folder of the output: its photos are placements, moved rather than placed
+            inside = {journal.key(p.path): p for p in journal.placements()}
+            reviewed = {journal.key(path) for path in options.kept}
         for c in candidates:
             if c.problem is not None:
                 yield event(c, "failed", error=c.problem)
             elif journal is not None and journal.is_done(c.path, c.size, c.mtime_ns):
                 yield event(c, "skipped")
+            elif journal is not None and journal.key(c.path) in reviewed:
+                yield event(c, "skipped", reason="you reviewed it: it stays where you put it")
             else:
                 todo.append(c)
 
@@ -305,7 +306,9 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             c = pred.item
             if pred.probs is None:
                 if journal is not None and summary.run_id is not None:
-                    journal.record_source(summary.run_id, c.path, c.size, c.mtime_ns, [], failed=pred.error)
+                    run_id = summary.run_id
+                    error = pred.error or "it cannot be read"
+                    writer.submit(journal.record_failure, run_id, c.path, c.size, c.mtime_ns, error).result()
                 yield event(c, "failed", error=pred.error)
                 continue
             vouches = vouched(None if pred.face is None else np.array([pred.face]), classifier.config.people)
@@ -322,11 +325,21 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
                 )
                 continue
             assert journal is not None and summary.run_id is not None
-            if options.move:
-                future = writer.submit(place_all, c.path, output, labels, move=True)
-            else:
-                staged = [copier.submit(stage, c.path, output / label) for label in labels]
-                future = writer.submit(name_all, c.path, output, labels, staged)
+            confidences = [_label_prob(pred.probs, classifier.classes, label) for label in labels]
+            ahead = labels[:-1] if options.move else labels
+            staged = [copier.submit(stage, c.path, output / label) for label in ahead]
+            future = writer.submit(
+                write_photo,
+                journal,
+                summary.run_id,
+                c,
+                output,
+                labels,
+                confidences,
+                move=options.move,
+                staged=staged,
+                inside=inside.get(journal.key(c.path)),
+            )
             pending.append(
                 _Pending(c, pred.probs, labels, top, confidence, status, future, pred.features, reason, pred.face)
             )

@@ -360,3 +360,20 @@ def describe(config: BundleConfig) -> dict[str, Any]:
         "accuracy": metrics.get("accuracy") if isinstance(metrics, Mapping) else None,
         "training": dict(config.training),
     }
+
+
+def lineage(path: Path | str, _depth: int = 0) -> str:
+    """The family a bundle belongs to: the model first trained, followed through its retrains.
+    Reviews of photos that one family sorted teach that family alone (:mod:`sorter.jobs.reviews`).
+    A bundle from before families were kept (the shipped ones) is its own root, named by its path."""
+    path = Path(path)
+    try:
+        facts = read_config(path).training
+    except (ModelLoadError, OSError):
+        facts = {}
+    if facts.get("lineage"):
+        return str(facts["lineage"])
+    parent = facts.get("retrained_from")
+    if parent and _depth < 32 and Path(str(parent)).is_file() and Path(str(parent)).resolve() != path.resolve():
+        return lineage(Path(str(parent)), _depth + 1)
+    return f"path:{path.resolve()}"

@@ -17,9 +17,10 @@ import numpy as np
 from sorter.errors import UsageError
 from sorter.files.corrections import CORRECTION, CorrectionStore
 from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
+from sorter.jobs.reviews import plan_retrain
 from sorter.learn.datasets import LabelledData, Sample, fingerprint, load_origin, split
 from sorter.learn.evaluate import measure
-from sorter.model.bundle import Bundle, load_bundle
+from sorter.model.bundle import Bundle, lineage, load_bundle
 from sorter.model.replay import Replay
 from sorter.train.features import recipes_for
 from sorter.train.recipe import ProgressFn, TrainSettings
@@ -113,9 +114,11 @@ def retrain(
     # the replay's validation rows are the old model's validation photos by construction
     same = source == "replay" or fingerprint(valid) == facts.get("valid_fingerprint")
 
-    reviewed = store.latest_per_photo()
+    reviewed = list(plan_retrain(store, model_path, old.config.classes).reviews)
     if not reviewed:
-        raise UsageError("There are no corrections yet: correct or confirm some photos first.")
+        raise UsageError(
+            f"No photo that '{model_path.stem}' sorted has been corrected or confirmed yet: review some first."
+        )
     user = [Sample(c.stored, (c.label,)) for c in reviewed]
     valid_names = {s.path.name for s in valid}
     training_extra = [s for s in user if s.path.name not in valid_names]
@@ -159,6 +162,7 @@ def retrain(
             valid_pct=valid_pct,
             extra_facts={
                 "retrained_from": str(model_path),
+                "lineage": lineage(model_path),
                 "corrections": corrections,
                 "confirmations": len(reviewed) - corrections,
                 "user_repeats": times,

@@ -12,6 +12,7 @@ import io
 import json
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,8 @@ def fit_and_export(
         },
         "seconds": round(result.seconds, 1),
         "features_computed": result.computed_features,
+        # the family a model's reviews belong to: a retrain passes its model's on (sorter.jobs.reviews)
+        "lineage": uuid.uuid4().hex,
         **(extra_facts or {}),
     }
     config = replace(result.config.with_training(**facts), threshold=threshold)

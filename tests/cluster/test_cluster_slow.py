@@ -34,7 +34,7 @@ pytestmark = [
 
 def _placements(out: Path) -> list[tuple[str, str, str]]:
     with Journal.open(out, create=False, lock=False) as journal:
-        return sorted((op.source.name, str(op.destination.relative_to(out)), op.label) for op in journal.live_ops())
+        return sorted((p.source.name, str(p.path.relative_to(out)), p.label) for p in journal.placements())
 
 
 def _files(out: Path) -> list[str]:

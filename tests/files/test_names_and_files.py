@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sorter.files.fileops import discard, numbered_name, place, stage
+from sorter.files.fileops import discard, numbered_name, stage
+from sorter.files.journal import Journal
+from sorter.files.ledger import SourceMark, copy_in
 from sorter.names import class_names_problem, folder_name_problem
 
 
@@ -55,42 +57,40 @@ def test_numbered_names_are_distinct_and_keep_the_suffix(name: str, n: int) -> N
         assert numbered.rsplit(".", 1)[1] == name.rsplit(".", 1)[1]
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=8))
-def test_placing_many_files_of_one_name_never_overwrites(tmp_path_factory, contents: list[bytes]) -> None:  # type: ignore[no-untyped-def]
-    root = tmp_path_factory.mktemp("place")
-    dest = root / "dest"
-    for i, blob in enumerate(contents):
-        src = root / f"src{i}" / "photo.jpg"
-        src.parent.mkdir()
-        src.write_bytes(blob)
-        place(src, dest)
-        assert src.read_bytes() == blob, "copy leaves the original alone"
-    stored = sorted(p.read_bytes() for p in dest.iterdir())
-    assert stored == sorted(set(contents)), "each distinct content once, none lost"
-    assert not [p for p in dest.iterdir() if p.name.startswith(".sorter-part-")]
-
-
-@settings(max_examples=25, deadline=None)
-@given(st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=8))
-def test_staged_copies_named_in_order_never_overwrite(tmp_path_factory, contents: list[bytes]) -> None:  # type: ignore[no-untyped-def]
-    """Copies staged all at once (as the sort's copier threads do), then named one by one."""
-    root = tmp_path_factory.mktemp("stage")
-    dest = root / "dest"
+def _sources(root: Path, contents: list[bytes]) -> list[Path]:
     sources = []
     for i, blob in enumerate(contents):
         src = root / f"src{i}" / "photo.jpg"
         src.parent.mkdir()
         src.write_bytes(blob)
         sources.append(src)
+    return sources
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=8))
+def test_staged_copies_named_in_order_never_overwrite(tmp_path_factory, contents: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    """Copies staged all at once (as the sort's copier threads do), then named and recorded one by
+    one: every photo gets a copy of its own, even one whose content another already has."""
+    root = tmp_path_factory.mktemp("stage")
+    out = root / "out"
+    dest = out / "photos"
+    sources = _sources(root, contents)
     staged = [stage(src, dest) for src in sources]
     assert len({s.temporary for s in staged}) == len(staged)
-    outcomes = [place(src, dest, staged=s).outcome for src, s in zip(sources, staged, strict=True)]
-    stored = sorted(p.read_bytes() for p in dest.iterdir())
-    assert stored == sorted(set(contents))
-    assert outcomes.count("copied") == len(set(contents))
+    with Journal.open(out) as journal:
+        run = journal.start_run(root, "copy", "model", "cpu")
+        landed = [
+            copy_in(journal, run, src, dest, "photos", 0.9, s, SourceMark(len(b), 1))
+            for src, s, b in zip(sources, staged, contents, strict=True)
+        ]
+        placed = {p.path: p.source for p in journal.placements()}
+    assert [pl.outcome for pl in landed] == ["copied"] * len(contents)
+    assert sorted(p.read_bytes() for p in dest.iterdir()) == sorted(contents), "each photo once, none lost"
+    assert {pl.path: src for pl, src in zip(landed, sources, strict=True)} == placed
+    assert all(pl.path.read_bytes() == src.read_bytes() for pl, src in zip(landed, sources, strict=True))
     assert not [p for p in dest.iterdir() if p.name.startswith(".sorter-part-")]
-    assert [s.read_bytes() for s in sources] == contents
+    assert [s.read_bytes() for s in sources] == contents, "copy leaves the originals alone"
 
 
 def test_discarded_and_misdirected_stages_leave_nothing(tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_discarded_and_misdirected_stages_leave_nothing(tmp_path: Path) -> None:
     kept = stage(src, tmp_path / "a")
     discard(kept)
     wrong = stage(src, tmp_path / "a")
-    with pytest.raises(ValueError, match="another folder"):
-        place(src, tmp_path / "b", staged=wrong)
+    with Journal.open(tmp_path / "out") as journal, pytest.raises(ValueError, match="another folder"):
+        copy_in(journal, 1, src, tmp_path / "b", "b", 0.9, wrong, None)
     assert list((tmp_path / "a").iterdir()) == []
     assert not (tmp_path / "b").exists()

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.train.conftest import tiny_data  # noqa: F401  (session fixture shared with training tests)
 
 
 @pytest.fixture(autouse=True)

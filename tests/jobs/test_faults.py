@@ -25,7 +25,7 @@ def test_disk_full_stops_cleanly_then_resume_finishes(
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     before = snapshot(photo_folder)
-    real_copy = fileops._copy_to_temp
+    real_copy = fileops.copy_to_temp
     calls = {"n": 0}
 
     def filling_disk(source: Path, folder: Path) -> tuple[Path, str, int]:
@@ -36,7 +36,7 @@ def test_disk_full_stops_cleanly_then_resume_finishes(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / "x.part"))
         return real_copy(source, folder)
 
-    monkeypatch.setattr(fileops, "_copy_to_temp", filling_disk)
+    monkeypatch.setattr(fileops, "copy_to_temp", filling_disk)
     out = tmp_path / "out"
     events: list[object] = []
     with pytest.raises(DestinationError, match="The disk is full") as err:
@@ -48,7 +48,7 @@ def test_disk_full_stops_cleanly_then_resume_finishes(
     with Journal.open(out) as journal:
         assert [r.status for r in journal.runs()] == ["cancelled"]
 
-    monkeypatch.setattr(fileops, "_copy_to_temp", real_copy)  # space freed
+    monkeypatch.setattr(fileops, "copy_to_temp", real_copy)  # space freed
     summary = drive(sort_folder(SortOptions(photo_folder, out), general_classifier), lambda e: None)
     assert summary.failed == 0 and summary.skipped >= 8
     assert content_counts(out) == content_counts(photo_folder), "every photo exactly once"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sorter.files.journal import Op
+from sorter.files.journal import Placement
 from sorter.jobs.rescore import Rescored
 from sorter.jobs.review_queue import in_queue_order, interleave_spot_checks, review_order, scored_item
 from sorter.names import UNSURE_FOLDER
@@ -15,8 +15,8 @@ from sorter.names import UNSURE_FOLDER
 
 def _item(name: str, confidence: float, folder: str = "chair", sha: str = "0" * 64, reviewed: bool = False) -> Rescored:
     path = Path("/out") / folder / name
-    op = Op(0, 1, Path("/src") / name, path, sha, 1, folder, confidence, "copied")
-    return Rescored(op, path, folder, folder, confidence, np.zeros(2), reviewed=reviewed)
+    placement = Placement(0, 1, Path("/src") / name, path, sha, 1, folder, confidence, "copied", "placed", 1)
+    return Rescored(placement, path, folder, folder, confidence, np.zeros(2), reviewed=reviewed)
 
 
 def test_look_alikes_do_not_fill_the_head_of_the_queue() -> None:
@@ -50,7 +50,7 @@ def test_one_in_four_of_the_head_is_a_stable_random_spot_check_of_a_sorted_photo
     assert len(spots) == 5 and len(order) == 40
     assert all(r.current == "chair" and not r.reviewed for r in spots), "only sorted photos, never reviewed ones"
     # a uniform sample by content, not the most confident: the same whatever order they come in
-    expected = sorted((r for r in items if r.current == "chair"), key=lambda r: r.op.sha256)[:5]
+    expected = sorted((r for r in items if r.current == "chair"), key=lambda r: r.placement.sha256)[:5]
     assert {r.path for r in spots} == {r.path for r in expected}
     again = review_order(items[::-1], features[::-1], first=20, spot_every=4)
     assert {r.path for r in again if r.spot_check} == {r.path for r in spots}

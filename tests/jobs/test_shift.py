@@ -105,7 +105,7 @@ def test_the_review_shows_why_and_a_resort_after_it_is_journaled_and_undone_byte
         why = {i.path: i.why for i in queue.items}
         assert any(w == UNLIKE_REASON for w in why.values()), "the review says why a photo was held back"
         with Journal.open(out, create=False, lock=False) as journal:
-            source_of = {op.destination: op.source.name for op in journal.live_ops()}
+            source_of = {p.path: p.source.name for p in journal.placements()}
         reviewed = []
         for path in photos_in_order(queue)[:12]:
             name = source_of[path]
@@ -124,9 +124,10 @@ def test_the_review_shows_why_and_a_resort_after_it_is_journaled_and_undone_byte
         run = journal.runs()[-1]
         moves = [op for op in journal.ops(run.id)]
     assert run.mode == "resort" and len(moves) == len(report.moved)
-    assert {(op.source, op.destination) for op in moves} == set(report.moved)
+    assert {(op.from_path, op.to_path) for op in moves} == set(report.moved)
     assert report.moved, "the reviews taught the model: some held-back drawings are sorted now"
-    undone = undo_last_run(out)
+    with CorrectionStore(tmp_path / "corrections.sqlite") as store:
+        undone = undo_last_run(out, store)
     assert undone.restored == len(report.moved) and undone.removed == 0 and not undone.kept
     assert content_counts(out) == counts
     assert all(old.exists() and not new.exists() for old, new in report.moved)

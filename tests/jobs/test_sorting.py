@@ -10,11 +10,10 @@ from PIL import Image
 
 from sorter.errors import DestinationError, UsageError
 from sorter.files.journal import Journal
-from sorter.files.undo import undo_last_run
 from sorter.jobs.events import SortEvent, SortSummary, drive
 from sorter.jobs.sorting import SortOptions, sort_folder
 from sorter.names import UNSURE_FOLDER
-from tests.conftest import SAMPLES, content_counts, sha256, snapshot
+from tests.conftest import SAMPLES, content_counts, sha256, snapshot, undo
 
 
 def run(source: Path, output: Path, classifier, **kw) -> tuple[SortSummary, list[SortEvent]]:  # type: ignore[no-untyped-def]
@@ -73,7 +72,7 @@ def test_undo_leaves_no_photo_behind(photo_folder: Path, tmp_path: Path, general
     out = tmp_path / "out"
     before = snapshot(photo_folder)
     run(photo_folder, out, general_classifier)
-    report = undo_last_run(out)
+    report = undo(out)
     assert report.removed == 21 and not report.kept
     assert [p for p in out.rglob("*") if ".sorter" not in p.parts] == []
     assert snapshot(photo_folder) == before
@@ -87,7 +86,7 @@ def test_undo_keeps_a_copy_the_user_edited(photo_folder: Path, tmp_path: Path, g
     _, events = run(photo_folder, out, general_classifier)
     edited = events[0].destinations[0]
     edited.write_bytes(edited.read_bytes() + b"user edit")
-    report = undo_last_run(out)
+    report = undo(out)
     assert report.removed == 20
     assert [p for p, _ in report.kept] == [edited]
     assert edited.exists()
@@ -102,7 +101,7 @@ def test_move_then_undo_restores_originals(photo_folder: Path, tmp_path: Path, g
     assert summary.sorted + summary.unsure == 21
     assert [p for p in photo_folder.rglob("*") if p.is_file()] == []
     assert content_counts(out) == counts
-    report = undo_last_run(out)
+    report = undo(out)
     assert report.restored == 21 and not report.kept
     assert {k: v[0] for k, v in snapshot(photo_folder).items()} == {k: v[0] for k, v in before.items()}
     assert content_counts(out) == {}

@@ -127,7 +127,7 @@ def test_the_general_model_sorts_people_into_people_and_review_agrees(
 
     # the faces are kept with the features: the review re-scores to the same folders
     with FeatureCache.open(out / STATE_DIR / FEATURES_NAME) as cache:
-        kept = cache.get_faces(DETECTOR_NAME, [op.sha256 for op in _ops(out)])
+        kept = cache.get_faces(DETECTOR_NAME, [p.sha256 for p in _placements(out)])
     assert len(kept) == 14 and sum(v >= 0.1 for v in kept.values()) == len(in_people)
     bundle = load_bundle(GENERAL_MODEL)
     with CorrectionStore(tmp_path / "corrections.sqlite") as store:
@@ -136,8 +136,8 @@ def test_the_general_model_sorts_people_into_people_and_review_agrees(
         assert resort(out, bundle, store).moved == []
 
 
-def _ops(out: Path) -> list:  # type: ignore[type-arg]
+def _placements(out: Path) -> list:  # type: ignore[type-arg]
     from sorter.files.journal import Journal
 
     with Journal.open(out, create=False, lock=False) as journal:
-        return list(journal.live_ops())
+        return list(journal.placements())

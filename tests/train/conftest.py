@@ -1,4 +1,4 @@
-"""One tiny real model, trained once per test session on real furniture photos."""
+"""Training fixtures: real table photos the tiny model (tests/conftest.py) cannot know."""
 
 from __future__ import annotations
 
@@ -6,35 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-TINY_CLASSES = ("bed", "chair", "sofa")
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory, furniture: Path) -> Path:
-    root = tmp_path_factory.mktemp("tiny") / "data"
-    for cls in TINY_CLASSES:
-        (root / cls).mkdir(parents=True)
-        for photo in sorted((furniture / cls).iterdir())[:24]:
-            shutil.copy2(photo, root / cls / photo.name)
-    return root
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tiny_data: Path, test_device: str):  # type: ignore[no-untyped-def]
-    from sorter.learn.datasets import load_data
-    from sorter.train.recipe import TrainSettings
-    from sorter.train.train import fit_and_export
-
-    progress: list[object] = []
-    trained = fit_and_export(
-        load_data(tiny_data),
-        tiny_data.parent / "tiny.safetensors",
-        TrainSettings(epochs=6, views=2, device=test_device, seed=1),
-        progress=progress.append,
-    )
-    trained.progress = progress  # type: ignore[attr-defined]
-    return trained
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def test_reviewed_photos_refit_the_head_without_costing_validation(tiny_model: A
     # on the photos not reviewed it does no worse than the memory alone (one photo of slack)
     def right(scoring: Any) -> int:
         return sum(
-            not r.reviewed and bundle.config.classes[int(np.argmax(r.probs))] == truth[r.op.source.name]
+            not r.reviewed and bundle.config.classes[int(np.argmax(r.probs))] == truth[r.placement.source.name]
             for r in scoring.photos
         )
 

@@ -17,14 +17,12 @@ from PIL import Image, ImageOps
 
 from sorter.files.corrections import CONFIRMATION, CorrectionStore, confirm, correct
 from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal
-from sorter.files.undo import undo_last_run
 from sorter.jobs.rescore import rescore
 from sorter.jobs.resort import resort
 from sorter.jobs.sorting import SortOptions, sort_folder
 from sorter.model.bundle import load_bundle
 from sorter.model.classifier import Classifier
-from tests.conftest import snapshot
-from tests.train.conftest import TINY_CLASSES
+from tests.conftest import TINY_CLASSES, snapshot, undo
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +81,13 @@ def test_a_correction_moves_its_near_duplicate_at_once_and_resort_is_undone_exac
     assert report.reviewed == 2 and moved.is_file() and confirmed.is_file()
     assert all(old not in (moved, confirmed) for old, _ in report.moved)
 
-    undone = undo_last_run(out)
+    undone = undo(out, tmp_path / "data" / "corrections.sqlite")
     assert undone.restored == len(report.moved) and not undone.kept
     assert {k: v for k, v in snapshot(out).items() if not k.startswith(".sorter")} == {
         k: v for k, v in state.items() if not k.startswith(".sorter")
     }
     with Journal.open(out, create=False, lock=False) as journal:  # the journal points at the files again
-        assert {op.destination for op in journal.live_ops()} == {
+        assert {p.path for p in journal.placements()} == {
             p for p in placed.values() if p != placed[original]
         } | {moved}
 

@@ -13,8 +13,7 @@ from PIL import Image
 from sorter.learn.datasets import Sample, load_data, split
 from sorter.train.recipe import TrainProgress, TrainSettings
 from sorter.train.train import fit_and_export
-from tests.conftest import DATASETS, REPO, run_sorter, sha256
-from tests.train.conftest import TINY_CLASSES
+from tests.conftest import DATASETS, REPO, TINY_CLASSES, run_sorter, sha256
 
 
 def test_folder_training_writes_bundle_report_and_confusion(tiny_model) -> None:  # type: ignore[no-untyped-def]
