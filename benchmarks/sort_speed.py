@@ -7,6 +7,7 @@ Prints one table from one run (ratios are what to compare; machines are noisy):
 * ``decode only``: Sorter's decoder (JPEG draft decoding, thread pool) with no network;
 * ``model only``: the network on already-decoded batches, for each backend (torch and ONNX Runtime);
 * ``Sorter end to end``: ``sort_folder`` in copy mode, copying and journaling included, per backend;
+  and in move mode (onnx), whose every move is an intent synced to disk before the unlink;
 * ``without the face detector``: the same with the bundle's ``people`` rule removed, so the cost of
   finding people (issue 21: at most 20 %) is a ratio from one run.
 
@@ -121,6 +122,16 @@ def end_to_end(classifier: Classifier, source: Path) -> float:
     return rate(summary.classified, summary.seconds)
 
 
+def end_to_end_move(classifier: Classifier, source: Path) -> float:
+    """Move mode from a fresh copy of the photos (made before the clock starts): each move is
+    recorded as an intent synced to disk before its source is unlinked."""
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = Path(tmp) / "photos"
+        shutil.copytree(source, photos)
+        summary = drive(sort_folder(SortOptions(photos, Path(tmp) / "out", move=True), classifier), lambda e: None)
+    return rate(summary.classified, summary.seconds)
+
+
 def median_of(repeat: int, measure: Callable[[], float]) -> float:
     return statistics.median(measure() for _ in range(repeat))
 
@@ -189,6 +200,9 @@ def main() -> None:
             (f"[{name}] bound, shared cores: 1/(1/decode+1/model)", bound),
             (f"[{name}] Sorter end to end (copy mode)", sorter),
         ]
+        if name == "onnx":
+            moving = median_of(args.repeat, lambda c=classifier: end_to_end_move(c, source))  # type: ignore[misc]
+            rows.append((f"[{name}] Sorter end to end (move mode)", moving))
     if onnx.faces is not None:
         # alternate the two, so that the machine's drift falls on both alike
         with_faces, without = [], []
