@@ -31,6 +31,7 @@ import torch
 from sorter.errors import SorterError, UnsupportedImageError, UsageError, describe_os_error
 from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.files.fileops import sha256_of
+from sorter.files.images import dhash_array
 from sorter.model.bundle import Bundle, load_bundle
 from sorter.model.classifier import Classifier, Prediction
 
@@ -137,9 +138,11 @@ class _Predictor:
         fit = np.ones(n, dtype=np.float32)
         features = np.zeros((n, self.dim), dtype=np.float32)
         face = np.full(n, np.nan, dtype=np.float32)  # NaN: the bundle does not look for people
+        look = np.zeros(n, dtype=np.uint64)
         if decoded:
             p, f, q, faces = self.classifier.predict_decoded(decoded)
             probs[rows], fit[rows], features[rows] = p, q, f
+            look[rows] = [dhash_array(arr) for arr, _ in decoded]
             if faces is not None:
                 face[rows] = faces
         return {
@@ -148,6 +151,7 @@ class _Predictor:
             "features": features,
             "fit": fit,
             "face": face,
+            "look": look,
             "error": np.array(errors, dtype=object),
         }
 
@@ -194,7 +198,7 @@ class Pool:
 
 def stream(bundle_path: Path, paths: list[Path], pool: Pool, batch_size: int = 16) -> Iterator[dict[str, Any]]:
     """Decode and classify ``paths`` on the cluster; yields one dict per photo (``index`` into
-    ``paths``, ``probs``, ``features``, ``fit``, ``face``, ``error``: empty when it was read), in order.
+    ``paths``, ``probs``, ``features``, ``fit``, ``face``, ``look``, ``error``: empty when it was read), in order.
 
     Raises:
         SorterError: Ray stopped the run (it restarts lost actors and reruns their batches first).
@@ -230,6 +234,7 @@ def stream(bundle_path: Path, paths: list[Path], pool: Pool, batch_size: int = 1
                     "features": batch["features"][j],
                     "fit": float(batch["fit"][j]),
                     "face": None if np.isnan(batch["face"][j]) else float(batch["face"][j]),
+                    "look": int(batch["look"][j]),
                     "error": str(batch["error"][j]),
                 }
     except ray.exceptions.RayError as exc:
@@ -261,7 +266,9 @@ class ClusterClassifier(Classifier):
             if row["error"]:
                 yield Prediction(item, None, row["error"])
             else:
-                yield Prediction(item, row["probs"], features=row["features"], fit=row["fit"], face=row["face"])
+                yield Prediction(
+                    item, row["probs"], features=row["features"], fit=row["fit"], face=row["face"], look=row["look"]
+                )
 
 
 @dataclass

@@ -63,3 +63,9 @@ UNSURE_FOLDER = "_unsure"
 """Where images below the confidence threshold go; no class may take this name."""
 OTHER_FOLDER = "_other"
 """Where photos that fit none of the categories go when the user keeps them apart from _unsure."""
+
+
+def is_category(name: str) -> bool:
+    """Whether a folder of a sorted folder is a category (not ``_unsure``, ``_other`` or hidden):
+    a sorted folder can then be read back as labelled photos, to train a model from it."""
+    return not name.startswith(".") and name.casefold() not in (UNSURE_FOLDER, OTHER_FOLDER)

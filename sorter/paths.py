@@ -90,6 +90,13 @@ def config_dir() -> Path:
     return _platform_dir("config")
 
 
+def default_output(source: Path) -> Path:
+    """Where a folder is sorted unless the user says otherwise: a sibling ``<source> (sorted)``,
+    never inside the photos being sorted."""
+    source = source.expanduser().resolve()
+    return source.with_name(f"{source.name} (sorted)")
+
+
 def bundled_models_dir() -> Path:
     return resource_root() / "models"
 

@@ -19,7 +19,8 @@ class Settings:
     device: Device = "auto"
     mode: Mode = "copy"
     threshold: float | None = None
-    """A fixed confidence for every class; None uses the model's calibrated thresholds."""
+    """The score a model without calibration must give a category (the desktop slider for such a
+    model); None uses the model's own default."""
     precision: float = 0.95
     """Sort a photo only when a model is this sure, as measured on its validation photos."""
     other_folder: bool = False

@@ -19,9 +19,9 @@ from sorter.usertypes import ExitCode
 def cmd_sort(args: argparse.Namespace) -> int:
     from sorter.jobs.events import SortEvent
     from sorter.jobs.reviews import reviews_for_sorting
-    from sorter.jobs.sorting import SortOptions, default_output, sort_folder
+    from sorter.jobs.sorting import SortOptions, sort_folder
     from sorter.model.classifier import Classifier
-    from sorter.paths import cache_dir, corrections_db, resolve_model
+    from sorter.paths import cache_dir, corrections_db, default_output, resolve_model
 
     source = Path(args.source)
     output = Path(args.out) if args.out else default_output(source)
@@ -90,12 +90,10 @@ def cmd_sort(args: argparse.Namespace) -> int:
     else:
         for line in plan_lines:
             print(line)
-        verb = "Would sort" if options.dry_run else "Sorted"
+        print(summary.sentence())
         print(
-            f"{verb} {summary.classified} of {summary.total} photos into {summary.output} "
-            f"({summary.sorted} sorted, {summary.unsure} unsure, {summary.skipped} skipped, "
-            f"{summary.failed} failed) in {summary.seconds:.1f} s "
-            f"({summary.images_per_second:.1f} photos/s on {summary.device}, {summary.backend})."
+            f"Output: {summary.output} ({summary.images_per_second:.1f} photos/s on {summary.device}, "
+            f"{summary.backend})."
         )
         for label, n in sorted(summary.per_label.items()):
             print(f"  {label}: {n}")
@@ -337,7 +335,6 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from sorter.files.corrections import CorrectionStore
     from sorter.jobs.reviews import plan_retrain
     from sorter.learn.datasets import load_data
-    from sorter.model.bundle import read_config
     from sorter.model.classifier import resolve_device
     from sorter.paths import corrections_db, feature_cache, resolve_model
     from sorter.train.retrain import retrain
@@ -345,7 +342,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     model = resolve_model(args.model)
     data = load_data(args.data) if args.data else None
     with CorrectionStore(corrections_db()) as store:
-        plan = plan_retrain(store, model, read_config(model).classes)
+        plan = plan_retrain(store, model)
         if not args.json:
             for line in plan.sentences():
                 print(line, file=sys.stderr)

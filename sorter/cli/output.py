@@ -57,6 +57,8 @@ def train_progress(enabled: bool) -> Callable[[Any], None]:
         if p.note is not None:  # what the time budget tried, skipped or kept
             print(p.note, file=sys.stderr)
             return
+        if p.step == 0:  # training begins: the epochs' lines follow
+            return
         parts = [f"{p.phase} epoch {p.step}/{p.total}"]
         for name, value in (("train loss", p.train_loss), ("valid loss", p.valid_loss), ("metric", p.metric)):
             if value is not None:

@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS faces (
     prominence REAL NOT NULL,
     PRIMARY KEY (sha256, detector)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS looks (
+    sha256 TEXT NOT NULL PRIMARY KEY,
+    dhash INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 CLEAN_VIEW = -1
 """The unaugmented view: what sorting sees."""
@@ -186,6 +190,33 @@ class FeatureCache:
                 "INSERT OR REPLACE INTO faces(sha256, detector, prominence) VALUES (?,?,?)",
                 [(sha, detector, float(value)) for sha, value in items.items()],
             )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            log.info("could not write the feature cache %s: %s", self.path, exc)
+
+    def get_looks(self, shas: Iterable[str]) -> dict[str, int]:
+        """The kept difference hashes among ``shas`` (:func:`sorter.files.images.dhash_array`)."""
+        wanted = list(dict.fromkeys(shas))
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), 400):
+            chunk = wanted[start : start + 400]
+            marks = ",".join("?" * len(chunk))
+            try:
+                rows = self._db.execute(f"SELECT sha256, dhash FROM looks WHERE sha256 IN ({marks})", chunk).fetchall()
+            except sqlite3.DatabaseError as exc:
+                log.warning("feature cache %s cannot be read (%s)", self.path, exc)
+                return {}
+            found.update((sha, int(value) % (1 << 64)) for sha, value in rows)  # stored signed
+        return found
+
+    def put_looks(self, items: Mapping[str, int]) -> None:
+        """Keep difference hashes (as SQLite's signed 64-bit integers)."""
+        signed = [(sha, value - (1 << 64) if value >= 1 << 63 else value) for sha, value in items.items()]
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO looks(sha256, dhash) VALUES (?,?)", signed)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):

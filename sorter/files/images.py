@@ -186,12 +186,23 @@ NEAR_DUPLICATE_BITS = 6
 
 
 def dhash(path: Path) -> int | None:
-    """64-bit difference hash, robust to resizing and recompression."""
+    """64-bit difference hash of a photo file, robust to resizing and recompression (for photos
+    whose hash was not kept when they were sorted: see :func:`dhash_array`)."""
     try:
         with Image.open(path) as img:
             img.draft("L", (64, 64))
-            small = np.asarray(img.convert("L").resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)
+            return _dhash_of(img.convert("L"))
     except Exception:
         return None
+
+
+def dhash_array(photo: np.ndarray) -> int:
+    """The same hash of a decoded ``H×W×3`` photo: sorting computes it from the very array the
+    network sees, so the review never decodes a photo again to group near-duplicates."""
+    return _dhash_of(Image.fromarray(photo).convert("L"))
+
+
+def _dhash_of(grey: Image.Image) -> int:
+    small = np.asarray(grey.resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)
     bits = (small[:, 1:] > small[:, :-1]).flatten()
     return int.from_bytes(np.packbits(bits).tobytes(), "big")

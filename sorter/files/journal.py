@@ -341,6 +341,11 @@ class Journal:
             return self._placements("", ())
         return self._placements("WHERE status=?", (str(PlacementStatus.PLACED),))
 
+    def count_placed(self) -> int:
+        """How many photos are in the folder now."""
+        row = self._db.execute("SELECT COUNT(*) FROM placements WHERE status=?", (str(PlacementStatus.PLACED),))
+        return int(row.fetchone()[0])
+
     def placement(self, placement_id: int) -> Placement | None:
         found = self._placements("WHERE id=?", (placement_id,))
         return found[0] if found else None

@@ -1,4 +1,4 @@
-"""Start the desktop app: window first, torch later, settings saved on exit."""
+"""Start the desktop app: window first, torch later, settings saved as they change."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def build_window(app: QApplication) -> MainWindow:
         corrections_db=paths.corrections_db(),
         model_dirs=paths.model_search_dirs(),
         cache_dir=paths.cache_dir(),
+        save_settings=lambda settings: config.save(qs, settings),  # as each choice changes
     )
     app.aboutToQuit.connect(lambda: config.save(qs, window.settings))
     return window

@@ -1,60 +1,57 @@
-"""The main window: drop a folder, watch it sort, then review, open or undo.
+"""The main window: choose a folder, set the choices, *Start*; then review, open or undo.
 
-Widgets only emit intents; sorting, undo and model loading run in pool workers over core objects.
-torch is imported on a worker after the window is shown, so the window appears at once.
+Choosing or dropping a folder fills the form, and *Start* sorts (a folder dropped while a sort
+runs queues behind it). Widgets only emit intents; sorting, undo and model loading run in pool
+workers over core objects. torch is imported on a worker after the window is shown, so the
+window appears at once. After a run the window follows its folder: the review's moves, an undo,
+and whether anything is left to review or undo.
 """
 
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSize, QThreadPool, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QIcon, QPixmap
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QMainWindow,
-    QProgressBar,
-    QPushButton,
-    QTreeWidget,
-    QTreeWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QThreadPool, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from sorter import APP_NAME, __version__
 from sorter.gui import messages
-from sorter.gui.sort_form import SortForm
-from sorter.gui.thumbnails import ThumbnailCache
+from sorter.gui.results import ResultsTable
+from sorter.gui.sort_form import ModelChoice, SortForm
+from sorter.gui.undo_flow import ask_and_undo, folder_state, undone_sentence
 from sorter.gui.widgets import DropZone
 from sorter.gui.worker import FunctionWorker, GeneratorWorker, WorkerSet
 from sorter.paths import FEATURE_CACHE_NAME
 from sorter.settings import Settings
 
 if TYPE_CHECKING:
+    from sorter.files.undo import UndoReport
     from sorter.jobs.events import SortEvent, SortSummary
     from sorter.model.classifier import Classifier
 
 
 class MainWindow(QMainWindow):
     """Args:
-        settings: the user's options (read and updated; the app persists them).
+        settings: the user's options (read, and updated as they change).
         pool: thread pool for sorting, model loading and thumbnails.
         corrections_db: where the review dialog logs corrections.
         model_dirs: folders searched for model bundles, user folder first.
         cache_dir: where exported ONNX graphs and training features are kept; None recomputes them.
+        save_settings: called with the settings whenever a choice changes (the app writes them).
 
     Signals:
         run_finished(object): a folder finished sorting (its SortSummary).
         models_ready: the model list and device choice are filled in (torch is loaded).
+        folder_changed: the sorted folder changed after its run (a review's write, an undo).
     """
 
     run_finished = Signal(object)
     models_ready = Signal()
+    folder_changed = Signal()
 
     def __init__(
         self,
@@ -64,26 +61,27 @@ class MainWindow(QMainWindow):
         corrections_db: Path,
         model_dirs: list[Path],
         cache_dir: Path | None = None,
+        save_settings: Callable[[Settings], None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.cache_dir = cache_dir
         self.feature_cache = cache_dir / FEATURE_CACHE_NAME if cache_dir is not None else None
         self.settings = settings
+        self.save_settings = save_settings or (lambda s: None)
         self.pool = pool
         self.corrections_db = corrections_db
         self.model_dirs = model_dirs
         self.queue: list[Path] = []
         self.worker: GeneratorWorker | None = None
         self.last_summary: SortSummary | None = None
+        self.output: Path | None = None
+        """The folder the last run sorted into: what Review, Undo and Open act on."""
         self._classifiers: dict[tuple[str, str], Classifier] = {}
         self._models_ready = False
+        self._start_when_ready = False
         self._lock = threading.Lock()
-        self._started = 0.0
-        self._items: dict[str, QTreeWidgetItem] = {}
         self.workers = WorkerSet(self)
-        self.thumbs = ThumbnailCache(pool, 48, self)
-        self.thumbs.ready.connect(self._on_thumbnail)
         self.setWindowTitle(f"{APP_NAME} {__version__}")
         self._build()
         self._load_models_in_background()
@@ -97,6 +95,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.drop_zone)
 
         self.form = SortForm(self.settings)
+        self.form.changed.connect(lambda: self.save_settings(self.settings))
         layout.addWidget(self.form)
         # the form's fields, by the names the window's code and its tests use
         self.source_edit, self.output_edit = self.form.source_edit, self.form.output_edit
@@ -122,16 +121,12 @@ class MainWindow(QMainWindow):
 
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m")
-        self.status = QLabel("Ready.")
+        self.status = QLabel("Drop a folder of photos, or choose one; then check the choices and press Start.")
+        self.status.setWordWrap(True)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
 
-        self.results = QTreeWidget()
-        self.results.setHeaderLabels(["Photo", "Folder", "Confidence"])
-        self.results.setIconSize(QSize(48, 48))
-        self.results.setRootIsDecorated(False)
-        self.results.setUniformRowHeights(True)
-        self.results.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.results = ResultsTable(self.pool)
         layout.addWidget(self.results, 1)
 
         summary_row = QHBoxLayout()
@@ -151,31 +146,36 @@ class MainWindow(QMainWindow):
         summary_row.addWidget(self.undo_button)
         layout.addLayout(summary_row)
         self.setCentralWidget(central)
+
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.setMenuRole(QAction.MenuRole.QuitRole)  # the platform's own quit, on macOS
+        quit_action.triggered.connect(self.close)
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(quit_action)
+        self.quit_action = quit_action
         self.statusBar().showMessage("Loading the image classifier…")
-        self.resize(820, 720)
+        self.resize(860, 760)
 
     # -- models and device (torch is imported here, on a worker) ----------------------------------
     def _load_models_in_background(self) -> None:
-        def discover() -> tuple[list[tuple[Path, str]], bool]:
-            import torch
+        from functools import partial
 
-            from sorter.model.catalogue import catalogue
+        from sorter.gui.sort_form import discover_models
 
-            found = [(entry.path, entry.summary()) for entry in catalogue(self.model_dirs)]
-            return found, bool(torch.cuda.is_available())
-
-        worker = FunctionWorker(discover)
+        worker = FunctionWorker(partial(discover_models, self.model_dirs))
         worker.signals.returned.connect(self._models_loaded)
         worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
         self.workers.start(worker, self.pool)
 
-    def _models_loaded(self, result: tuple[list[tuple[Path, str]], bool]) -> None:
+    def _models_loaded(self, result: tuple[list[ModelChoice], bool]) -> None:
         models, has_cuda = result
         self.form.fill_models(models, has_cuda)
         self.statusBar().showMessage("GPU (CUDA) available." if has_cuda else "No GPU found: sorting on the CPU.")
         self._models_ready = True
         self.models_ready.emit()
-        if self.queue and self.worker is None:
+        if self._start_when_ready and self.worker is None:
+            self._start_when_ready = False
             self.start()
 
     def model_path(self) -> Path | None:
@@ -186,44 +186,42 @@ class MainWindow(QMainWindow):
 
     # -- sorting --------------------------------------------------------------------------------
     def enqueue(self, folders: list[Path]) -> None:
-        """Dropped folders queue up; the first starts at once when nothing is running."""
-        self.queue.extend(folders)
-        if self.worker is None:
-            self.start()
+        """Dropped or chosen folders: the first fills the form (Start sorts it, the others after
+        it); while a sort runs they queue behind it, with the same choices."""
+        if not folders:
+            return
+        names = ", ".join(f.name for f in folders)
+        if self.worker is not None:
+            self.queue.extend(folders)
+            self.status.setText(f"Queued {names}: sorted after the current folder, with the same choices.")
+            return
+        first, *rest = folders
+        self.source_edit.setText(str(first))
+        self.queue = rest
+        more = f", then {len(rest)} more {'folder' if len(rest) == 1 else 'folders'}" if rest else ""
+        self.status.setText(f"Ready to sort {first.name}{more}: check the choices, then press Start.")
+        self.start_button.setFocus()
 
     def start(self) -> None:
         if self.worker is not None:
             return
-        if not self.queue:
-            text = self.source_edit.text().strip()
-            if not text:
-                messages.show_error(self, "Choose or drop a folder of photos first.")
-                return
-            self.queue.append(Path(text))
+        text = self.source_edit.text().strip()
+        if not text:
+            messages.show_error(self, "Choose or drop a folder of photos first.")
+            return
+        source = Path(text)
         model = self.model_path()
         if model is None and not self._models_ready:
-            # A folder dropped during start-up waits for the models instead of being refused.
-            self.status.setText(f"Loading the models; {self.queue[0].name} will start as soon as they are ready…")
+            self._start_when_ready = True  # Start during start-up waits for the models
+            self.status.setText(f"Loading the models; {source.name} will start as soon as they are ready…")
             return
         if model is None:
             messages.show_error(self, "No model is available: open a Sorter model (.safetensors) first.")
-            self.queue.clear()
             return
-        source = self.queue.pop(0)
-        self.source_edit.setText(str(source))
-        from sorter.jobs.sorting import SortOptions, default_output
-
-        output_text = self.output_edit.text().strip()
-        output = Path(output_text) if output_text else default_output(source)
-        options = SortOptions(
-            source=source,
-            output=output,
-            move=self.mode_combo.currentData() == "move",
-            precision=self.precision_slider.value() / 100,
-            other_folder=self.other_check.isChecked(),
-        )
+        options = self.form.options(source)
+        output = options.output
         device = str(self.device_combo.currentData())
-        self.form.remember(source, model, device, options)
+        self.form.remember_source(source)
 
         def job():  # type: ignore[no-untyped-def]
             from dataclasses import replace
@@ -241,8 +239,7 @@ class MainWindow(QMainWindow):
         self.worker.signals.errored.connect(self._on_error)
         self.worker.signals.aborted.connect(self._on_aborted)
         self.worker.signals.finished.connect(self._on_finished)
-        self.results.clear()
-        self._items.clear()
+        self.results.start_over()
         self.progress.setRange(0, 0)
         self.status.setText(f"Preparing {source.name}…")
         self.summary.setText("")
@@ -250,7 +247,6 @@ class MainWindow(QMainWindow):
         self.cancel_button.setEnabled(True)
         for b in (self.open_button, self.review_button, self.undo_button):
             b.setEnabled(False)
-        self._started = time.monotonic()
         self.pool.start(self.worker)
 
     def classifier(self, model: Path, device: str) -> Classifier:
@@ -278,36 +274,16 @@ class MainWindow(QMainWindow):
         self.status.setText(
             f"{event.index} of {event.total} photos · {rate:.1f} photos/s · about {_duration(left)} left"
         )
-        folder = event.labels[0] if event.labels else ("failed" if event.status == "failed" else event.status)
-        confidence = f"{event.confidence:.0%}" if event.labels else (event.error or "")
-        item = QTreeWidgetItem([event.source.name, folder, confidence])
-        item.setToolTip(0, str(event.source))
-        if event.error:
-            item.setToolTip(2, event.error)
-        self.results.addTopLevelItem(item)
-        if event.status != "failed":
-            shown = event.destinations[0] if event.destinations else event.source
-            self._items[str(shown)] = item
-            self.thumbs.request(shown)
-
-    def _on_thumbnail(self, key: str, pixmap: QPixmap) -> None:
-        item = self._items.get(key)
-        if item is not None and not pixmap.isNull():
-            item.setIcon(0, QIcon(pixmap))
+        self.results.add_event(event)
 
     def _on_done(self, summary: SortSummary) -> None:
         self.last_summary = summary
+        self.output = summary.output
         per = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_label.items()))
-        self.summary.setText(
-            f"Sorted {summary.classified} of {summary.total} photos into {summary.output} "
-            f"({summary.unsure} unsure, {summary.skipped} skipped, {summary.failed} failed) "
-            f"in {summary.seconds:.1f} s on {summary.device}. {per}"
-        )
+        self.summary.setText(f"{summary.sentence()} {per}")
         notes = " ".join(f"Note: {n[0].upper()}{n[1:]}." for n in summary.notes)
         self.status.setText(f"Done. {notes}".strip())
-        self.status.setWordWrap(True)
-        for b in (self.open_button, self.review_button, self.undo_button):
-            b.setEnabled(True)
+        self.refresh_folder_actions()
         shifted = bool(summary.shift and summary.shift.get("shifted"))
         # photos unlike the model's: the review is the next step, so it is offered at once
         self.review_button.setText("Review 20 of them now…" if shifted else "Review…")
@@ -329,23 +305,38 @@ class MainWindow(QMainWindow):
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         if self.queue:
+            self.source_edit.setText(str(self.queue.pop(0)))
             self.start()
 
     # -- after a run ------------------------------------------------------------------------------
+    def refresh_folder_actions(self) -> None:
+        """Review, Undo and Open as the folder now allows (a review needs photos in it, an undo
+        a run that is still in it)."""
+        state = folder_state(self.output) if self.output is not None else None
+        self.open_button.setEnabled(state is not None)
+        self.review_button.setEnabled(state is not None and state.photos > 0)
+        self.undo_button.setEnabled(state is not None and state.undoable)
+
     def open_output(self) -> None:
-        if self.last_summary is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.last_summary.output)))
+        if self.output is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.output)))
 
     def review(self) -> None:
-        if self.last_summary is None:
+        if self.output is None:
             return
         from sorter.gui.review_dialog import ReviewDialog
 
         model = self.model_path()
         classifier = self._classifiers.get((str(model), str(self.device_combo.currentData())))
-        dialog = ReviewDialog(self.last_summary.output, self.corrections_db, self.pool, classifier, self)
+        dialog = ReviewDialog(self.output, self.corrections_db, self.pool, classifier, self)
+        dialog.moved.connect(self.results.moved)
+        dialog.changed.connect(self._folder_changed)
         dialog.show()
         self.review_dialog = dialog
+
+    def _folder_changed(self) -> None:
+        self.refresh_folder_actions()
+        self.folder_changed.emit()
 
     def open_train_dialog(self) -> None:
         from sorter.gui.train_dialog import TrainDialog, retrain_plan
@@ -364,28 +355,28 @@ class MainWindow(QMainWindow):
             self.pool,
             self,
             feature_cache=self.feature_cache,
+            reviewed_folder=self.output,
         )
+        dialog.trained.connect(lambda path: self.form.add_model(path, select=False))
         dialog.model_accepted.connect(self.form.use_model)
+        dialog.discarded.connect(lambda path: self.status.setText(f"Kept the current model; {path.name} was deleted."))
         dialog.show()
         self.train_dialog = dialog
 
     def undo(self) -> None:
-        if self.last_summary is None:
-            return
-        from sorter.gui.undo_flow import undo_newest_run
+        if self.output is not None:
+            ask_and_undo(self, self.output, self.corrections_db, self.pool, self.workers, self._undone)
 
-        self.undo_button.setEnabled(False)
-        undo_newest_run(self, self.last_summary.output, self.corrections_db, self.pool, self.workers, self._undone)
-
-    def _undone(self, report: Any) -> None:
-        kept = f"; kept {len(report.kept)} changed copies" if report.kept else ""
-        self.summary.setText(f"Undone: removed {report.removed} copies, restored {report.restored} photos{kept}.")
-        self.results.clear()
+    def _undone(self, report: UndoReport, placements: list[Any]) -> None:
+        self.summary.setText(undone_sentence(report))
+        self.results.show_placements(placements)
+        self._folder_changed()
 
     def closeEvent(self, event: Any) -> None:
         if self.worker is not None:
             self.worker.quit()
         self.pool.waitForDone(30_000)
+        self.save_settings(self.settings)
         super().closeEvent(event)
 
 

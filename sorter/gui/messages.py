@@ -50,6 +50,23 @@ def show_info(parent: QWidget | None, text: str, title: str = "Sorter") -> None:
     QMessageBox.information(parent, title, text)
 
 
+ANSWER = True
+"""What :func:`ask` answers while dialogs do not block (tests set it)."""
+
+
+def ask(parent: QWidget | None, question: str, *, yes: str = "OK", no: str = "Cancel", title: str = "Sorter") -> bool:
+    """Ask before an action that takes something away; True when the user chose ``yes``."""
+    shown.append(question)
+    if _NON_BLOCKING:
+        log.info("question: %s (answered %s)", question, ANSWER)
+        return ANSWER
+    box = QMessageBox(QMessageBox.Icon.Question, title, question, parent=parent)
+    accept = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(no, QMessageBox.ButtonRole.RejectRole)
+    box.exec()
+    return box.clickedButton() is accept
+
+
 def install_excepthook() -> None:
     """An unexpected exception shows a crash dialog instead of the window vanishing."""
 

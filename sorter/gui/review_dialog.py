@@ -1,11 +1,14 @@
-"""Review a sorted folder, least confident first, and fix labels by click, drop-down or number key.
+"""Review a sorted folder, least confident first, and fix labels by click, key or a typed name.
 
-Every fix is the core ``correct()`` call (move the copy, update the journal, log the correction),
-run on a single-thread pool so two moves never race for one file name; ``C`` (or *Right*) confirms
-a photo's folder, and *Rest of page is right* confirms every unreviewed photo in view. After each
-write the run is re-scored from the features kept at sort time, with the reviewed photos as
-memory: photos whose suggested folder changed show it and come first, and *Re-sort the rest*
-moves them (one journaled, undoable run). The preview can overlay a Grad-CAM heat map
+Every fix is the core ``correct()`` call (move the copy, record it in the journal, log the
+correction), run on a single-thread pool so two moves never race for one file name; ``C`` (or
+*Right*) confirms a photo's folder, and *Rest of page is right* confirms every unreviewed photo in
+view. After each write the run is re-scored from the features kept at sort time, with the
+reviewed photos as memory: photos whose suggested folder changed show it and come first, and
+*Re-sort the rest* moves them (one journaled, undoable run). Each action says what it did in a
+line of its own (:mod:`sorter.jobs.review_actions`), and each photo's caption says why it is
+where it is ("dog 98%, needs 99%"). Keys: 1–9 and 0 move to the first ten categories, ``/``
+types any category's name. The preview can overlay a Grad-CAM heat map
 (:mod:`sorter.gui.preview`); the queue itself, with no Qt in it, is
 :func:`sorter.jobs.review_queue.build_queue`.
 """
@@ -13,6 +16,7 @@ moves them (one journaled, undoable run). The preview can overlay a Grad-CAM hea
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,35 +25,34 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QListView,
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
-from sorter.files.corrections import CorrectionStore
 from sorter.gui import messages
 from sorter.gui.actions import ActionRegistry, ActionSpec
+from sorter.gui.label_pad import KEYS, LabelPad
 from sorter.gui.preview import PreviewPane
 from sorter.gui.thumbnails import ThumbnailCache
 from sorter.gui.worker import FunctionWorker, WorkerSet
-from sorter.jobs.review_queue import SPOT_EVERY, QueueItem, build_queue, unlike_note
-from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
+from sorter.jobs.review_queue import QueueItem, caption, overview, unlike_note
+from sorter.names import UNSURE_FOLDER, is_category
 
 if TYPE_CHECKING:
+    from sorter.jobs.review_actions import Done
     from sorter.model.classifier import Classifier
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 PATHS_ROLE = Qt.ItemDataRole.UserRole + 1
 ALL_FOLDERS = "All folders"
-LABEL_KEYS = 9
-"""Number keys 1-9 move the selection to the first nine categories."""
 CONFIRM = ActionSpec(
     "confirm", "Right", ("C",), "The selected photos are in the right folder: remember that for retraining"
 )
@@ -62,8 +65,9 @@ RESORT = ActionSpec(
     (),
     "Move the photos you have not reviewed to the folders suggested after your corrections (undoable)",
 )
-UNDO = ActionSpec("undo", "Undo last correction")
-MOVE_TO = [ActionSpec(f"move_to_{n}", f"Move to category {n}", (str(n),)) for n in range(1, LABEL_KEYS + 1)]
+UNDO = ActionSpec("undo", "Undo last correction", (), "Take back the newest correction in this folder")
+TYPE_CATEGORY = ActionSpec("type_category", "Type a category", ("/",), "Type any category's name, then Enter")
+MOVE_TO = [ActionSpec(f"move_to_{key}", f"Move to category {n}", (key,)) for n, key in enumerate(KEYS, start=1)]
 
 
 class ReviewDialog(QDialog):
@@ -75,11 +79,15 @@ class ReviewDialog(QDialog):
 
     Signals:
         corrected(object): a photo moved; its new Path.
+        moved(object, object): a photo moved from the first Path to the second.
+        changed: a write changed the folder or the reviews (the main window follows).
         heatmap_shown(str): the preview shows a heat map for this class.
         loaded: the grid shows the folder's current content.
     """
 
     corrected = Signal(object)
+    moved = Signal(object, object)
+    changed = Signal()
     heatmap_shown = Signal(str)
     loaded = Signal()
 
@@ -107,6 +115,7 @@ class ReviewDialog(QDialog):
         self.registry.add(CONFIRM_PAGE, self.confirm_page)
         self.registry.add(RESORT, self.resort_rest)
         self.registry.add(UNDO, self.undo_last)
+        self.registry.add(TYPE_CATEGORY, self.type_category)
         for n, spec in enumerate(MOVE_TO):
             self.registry.add(spec, functools.partial(self._move_to_nth, n))
         self.items: list[QueueItem] = []
@@ -120,6 +129,7 @@ class ReviewDialog(QDialog):
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         self.filter_combo = QComboBox()
+        self.filter_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.filter_combo.currentIndexChanged.connect(self._apply_filter)
         top.addWidget(QLabel("Show:"))
         top.addWidget(self.filter_combo)
@@ -138,7 +148,9 @@ class ReviewDialog(QDialog):
         self.grid = QListWidget()
         self.grid.setViewMode(QListView.ViewMode.IconMode)
         self.grid.setIconSize(QSize(128, 128))
-        self.grid.setGridSize(QSize(150, 170))
+        self.grid.setGridSize(QSize(184, 214))
+        self.grid.setWordWrap(True)
+        self.grid.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.grid.setResizeMode(QListView.ResizeMode.Adjust)
         self.grid.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         self.grid.setMovement(QListView.Movement.Static)
@@ -153,18 +165,10 @@ class ReviewDialog(QDialog):
         self.preview = self.preview_pane.image
         self.heat_check = self.preview_pane.heat_check
         side_layout.addWidget(self.preview_pane, 1)
-        self.label_buttons = QGridLayout()
-        side_layout.addWidget(QLabel("Move the selected photos to (or press its number):"))
-        side_layout.addLayout(self.label_buttons)
-        move_row = QHBoxLayout()
-        self.move_combo = QComboBox()
-        self.move_combo.setEditable(True)
-        self.move_combo.setToolTip("Pick a folder, or type a new category")
-        self.move_button = QPushButton("Move")
-        self.move_button.clicked.connect(lambda: self.apply_label(self.move_combo.currentText().strip()))
-        move_row.addWidget(self.move_combo, 1)
-        move_row.addWidget(self.move_button)
-        side_layout.addLayout(move_row)
+        self.pad = LabelPad()
+        self.pad.chosen.connect(self._label_chosen)
+        self.move_combo, self.move_button = self.pad.combo, self.pad.move_button
+        side_layout.addWidget(self.pad)
         confirm_row = QHBoxLayout()
         self.confirm_button = QPushButton(f"{CONFIRM.text} (C)")
         self.registry.bind(self.confirm_button, CONFIRM.name)
@@ -176,11 +180,19 @@ class ReviewDialog(QDialog):
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
-        splitter.setSizes([640, 460])
+        splitter.setSizes([660, 440])
         layout.addWidget(splitter, 1)
+        self.feedback = QLabel("")
+        """What the last action did (kept until the next one)."""
         self.status = QLabel("")
-        layout.addWidget(self.status)
-        self.resize(1100, 700)
+        for label in (self.feedback, self.status):
+            label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            layout.addWidget(label)
+        font = self.feedback.font()
+        font.setBold(True)
+        self.feedback.setFont(font)
+        self.resize(1120, 720)
 
     # -- content --------------------------------------------------------------------------------
     def labels(self) -> list[str]:
@@ -188,16 +200,15 @@ class ReviewDialog(QDialog):
         return [*known, *[f for f in self.folders if f not in known]]
 
     def reload(self) -> None:
-        """Read the journal and group near-duplicates on a worker, then fill the grid."""
+        """Build the queue on a worker (from the journal and the kept features), then fill the grid."""
         output, db = self.output, self.corrections_db
         bundle = self.classifier.bundle if self.classifier is not None else None
 
         def read() -> tuple[list[QueueItem], list[str], int, str]:
-            folders = sorted(
-                p.name
-                for p in output.iterdir()
-                if p.is_dir() and not p.name.startswith(".") and p.name != UNSURE_FOLDER
-            )
+            from sorter.files.corrections import CorrectionStore
+            from sorter.jobs.review_queue import build_queue
+
+            folders = sorted(p.name for p in output.iterdir() if p.is_dir() and is_category(p.name))
             if bundle is None:
                 queue = build_queue(output)
             else:
@@ -215,17 +226,12 @@ class ReviewDialog(QDialog):
         row_before = max(self.grid.currentRow(), 0)
         self.grid.clear()
         for item in self.items:
-            extra = f"  (+{len(item.similar)} similar)" if item.similar else ""
-            where = f"{item.label} → {item.suggested}?" if item.suggested else item.label
-            mark = "✓ " if item.reviewed else ""
-            spot = " · right?" if item.spot_check and not item.reviewed else ""
-            entry = QListWidgetItem(f"{item.path.name}{extra}\n{mark}{where} · {item.confidence:.0%}{spot}")
+            entry = QListWidgetItem(caption(item))
             if item.why:
                 entry.setStatusTip(item.why)
             entry.setData(PATH_ROLE, str(item.path))
             entry.setData(PATHS_ROLE, [str(p) for p in item.paths])
             entry.setToolTip("\n".join([*(str(p) for p in item.paths), *([item.why] if item.why else [])]))
-            entry.setSizeHint(QSize(150, 170))
             self.grid.addItem(entry)
             self.thumbs.request(item.path)
         current = self.filter_combo.currentText()
@@ -238,34 +244,11 @@ class ReviewDialog(QDialog):
         self.filter_combo.setCurrentIndex(max(index, 0))
         self.filter_combo.blockSignals(False)
         self._apply_filter()
-        self._rebuild_label_buttons()
+        self.pad.set_labels(self.labels())
         if self.grid.count():
             self.grid.setCurrentRow(min(row_before, self.grid.count() - 1))
-        total = sum(len(i.paths) for i in self.items)
-        groups = sum(1 for i in self.items if i.similar)
-        grouped = f", {groups} groups of near-duplicates" if groups else ""
-        changed = sum(len(i.paths) for i in self.items if i.suggested)
-        suggested = f"; {changed} would move after your corrections (first)" if changed else ""
-        if self.adapted_on:
-            suggested += f", the model adapted to your {self.adapted_on} reviewed photos"
-        spots = sum(1 for i in self.items if i.spot_check and not i.reviewed)
-        spot_text = f", with a confident one every {SPOT_EVERY}th as a spot check (C if right)" if spots else ""
-        self.status.setText(f"{unlike}{total} photos{grouped}{suggested}; then the least confident{spot_text}.")
+        self.status.setText(overview(self.items, self.adapted_on, unlike))
         self.loaded.emit()
-
-    def _rebuild_label_buttons(self) -> None:
-        while self.label_buttons.count():
-            taken = self.label_buttons.takeAt(0)
-            widget = taken.widget() if taken is not None else None
-            if widget is not None:
-                widget.deleteLater()
-        self.move_combo.clear()
-        for n, label in enumerate(self.labels(), start=1):
-            text = label.replace("&", "&&")  # a lone & would become a keyboard mnemonic
-            button = QPushButton(f"{n}. {text}" if n <= LABEL_KEYS else text)
-            button.clicked.connect(lambda _=False, lab=label: self.apply_label(lab))
-            self.label_buttons.addWidget(button, (n - 1) // 3, (n - 1) % 3)
-            self.move_combo.addItem(label)
 
     def _apply_filter(self) -> None:
         wanted = self.filter_combo.currentText()
@@ -295,35 +278,37 @@ class ReviewDialog(QDialog):
             self.status.setText(f"{item.path.name}: {item.why}.")
         self.preview_pane.show_photo(path)
 
-    # -- corrections ------------------------------------------------------------------------------
+    # -- reviews ----------------------------------------------------------------------------------
+    def _selected(self) -> list[Path]:
+        return [Path(p) for i in self.grid.selectedItems() for p in i.data(PATHS_ROLE)]
+
     def _move_to_nth(self, index: int) -> None:
         labels = self.labels()
         if index < len(labels):
             self.apply_label(labels[index])
 
+    def type_category(self) -> None:
+        """``/``: type any category's name in the box, then Enter."""
+        self.pad.focus_typing()
+
+    def _label_chosen(self, label: str) -> None:
+        self.apply_label(label)
+        self.grid.setFocus()
+
     def apply_label(self, label: str) -> None:
         """Move every selected photo to ``label`` (a new category is allowed)."""
-        selected = [Path(p) for i in self.grid.selectedItems() for p in i.data(PATHS_ROLE)]
+        selected = self._selected()
         if not selected or not label:
             return
-        from sorter.files.corrections import CorrectionStore, correct
+        from sorter.jobs.review_actions import correct_photos
 
         output, db = self.output, self.corrections_db
         known = tuple(self.classifier.classes) if self.classifier is not None else ()
-
-        def work() -> list[Path]:
-            moved = []
-            with CorrectionStore(db) as store:
-                for path in selected:
-                    if path.parent.name != label:
-                        moved.append(correct(output, path, label, store, known).path)
-            return moved
-
-        self._run_write(work, f"Moved {len(selected)} photo(s) to {label}.")
+        self._run_write(lambda: correct_photos(output, selected, label, db, known))
 
     def confirm_selected(self) -> None:
         """The selected photos are in the right folder."""
-        self._confirm([Path(p) for i in self.grid.selectedItems() for p in i.data(PATHS_ROLE)])
+        self._confirm(self._selected())
 
     def confirm_page(self) -> None:
         """Every photo in view, not yet reviewed and not in ``_unsure`` or ``_other``, is in the right
@@ -339,59 +324,41 @@ class ReviewDialog(QDialog):
         self._confirm(paths)
 
     def _confirm(self, paths: list[Path]) -> None:
-        paths = [p for p in paths if p.parent.name not in (UNSURE_FOLDER, OTHER_FOLDER)]  # confirm() refuses them
         if not paths:
             return
-        from sorter.files.corrections import CorrectionStore, confirm
+        from sorter.jobs.review_actions import confirm_photos
 
         output, db = self.output, self.corrections_db
-
-        def work() -> list[Path]:
-            with CorrectionStore(db) as store:
-                for path in paths:
-                    confirm(output, path, store)
-            return []
-
-        self._run_write(work, f"Confirmed {len(paths)} photo(s).")
+        self._run_write(lambda: confirm_photos(output, paths, db))
 
     def resort_rest(self) -> None:
         """Move the photos not reviewed where the re-score now puts them (``sorter resort``)."""
         if self.classifier is None:
             return
-        from sorter.files.corrections import CorrectionStore
-        from sorter.jobs.resort import resort
+        from sorter.jobs.review_actions import resort_rest
 
         output, db, bundle = self.output, self.corrections_db, self.classifier.bundle
-
-        def work() -> list[Path]:
-            with CorrectionStore(db) as store:
-                report = resort(output, bundle, store)
-            return [new for _, new in report.moved]
-
-        self._run_write(work, "Re-sorted the photos you had not reviewed (Undo in the main window reverts it).")
+        self._run_write(lambda: resort_rest(output, bundle, db))
 
     def undo_last(self) -> None:
-        from sorter.files.corrections import CorrectionStore, undo_correction
+        from sorter.jobs.review_actions import undo_last_correction
 
         output, db = self.output, self.corrections_db
+        self._run_write(lambda: undo_last_correction(output, db))
 
-        def work() -> list[Path]:
-            with CorrectionStore(db) as store:
-                return [undo_correction(output, store)]
-
-        self._run_write(work, "Undid the last correction.")
-
-    def _run_write(self, work: Any, done_text: str) -> None:
+    def _run_write(self, work: Callable[[], Done]) -> None:
         worker = FunctionWorker(work)
-        worker.signals.returned.connect(lambda paths: self._after_write(paths, done_text))
+        worker.signals.returned.connect(self._after_write)
         worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
         self.workers.start(worker, self.write_pool)
 
-    def _after_write(self, paths: list[Path], done_text: str) -> None:
+    def _after_write(self, done: Done) -> None:
+        self.feedback.setText(done.message)
+        for old, new in done.moved:
+            self.moved.emit(old, new)
+            self.corrected.emit(new)
+        self.changed.emit()
         self.reload()
-        self.status.setText(done_text)
-        for path in paths:
-            self.corrected.emit(path)
 
     def done(self, result: int) -> None:
         self.write_pool.waitForDone(30_000)

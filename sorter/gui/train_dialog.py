@@ -2,8 +2,11 @@
 
 Training runs on a pool worker (fastai is imported there, never at start-up); each epoch, and
 each sentence on what the time budget tried and kept, reaches the dialog as a signal, and the
-dialog counts the budget down. At the end it shows the accuracy (old against new when retraining),
-which recipe won, and the confusion matrix, and offers *Use new model* or *Keep current*.
+dialog counts the budget down. Before it starts it lists what a retrain would use; a model that
+keeps no record of its training photos (the embedded general one) says so and offers the folder
+the user sorted and reviewed as the photos to train a new model from. At the end it shows the
+accuracy (old against new when retraining), which recipe won, and the confusion matrix, and
+offers *Use new model* or *Keep current* (which deletes the new model's files).
 """
 
 from __future__ import annotations
@@ -41,12 +44,11 @@ def retrain_plan(model: Path | None, corrections_db: Path) -> RetrainPlan | None
     """What retraining ``model`` would learn from (None without a model)."""
     from sorter.files.corrections import CorrectionStore
     from sorter.jobs.reviews import plan_retrain
-    from sorter.model.bundle import read_config
 
     if model is None:
         return None
     with CorrectionStore(corrections_db) as store:
-        return plan_retrain(store, model, read_config(model).classes)
+        return plan_retrain(store, model)
 
 
 class _Relay(QObject):
@@ -61,13 +63,18 @@ class TrainDialog(QDialog):
         models_dir: where new models are saved by default (the user's models folder).
         pool: where training runs.
 
+        reviewed_folder: the folder the user sorted (and perhaps reviewed): its category folders
+            are labelled photos to train a new model from.
+
     Signals:
         trained(object): training finished; the new bundle's Path.
         model_accepted(object): the user chose *Use new model*; the new bundle's Path.
+        discarded(object): the user chose *Keep current*; the new bundle's Path (its files are gone).
     """
 
     trained = Signal(object)
     model_accepted = Signal(object)
+    discarded = Signal(object)
 
     def __init__(
         self,
@@ -78,6 +85,7 @@ class TrainDialog(QDialog):
         pool: QThreadPool,
         parent: QWidget | None = None,
         feature_cache: Path | None = None,
+        reviewed_folder: Path | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Train a model")
@@ -102,7 +110,9 @@ class TrainDialog(QDialog):
         self.retrain_radio = QRadioButton(
             f"Retrain '{current_model.stem if current_model else '—'}' with {reviews} reviewed photos"
         )
-        self.retrain_radio.setEnabled(current_model is not None and reviews > 0)
+        self.retrain_radio.setEnabled(
+            current_model is not None and plan is not None and plan.trained_here and reviews > 0
+        )
         self.plan_label = QLabel("\n".join(plan.sentences()) if plan is not None else "")
         self.plan_label.setWordWrap(True)
         self.plan_label.setContentsMargins(24, 0, 0, 0)
@@ -111,7 +121,10 @@ class TrainDialog(QDialog):
         layout.addWidget(self.retrain_radio)
         layout.addWidget(self.plan_label)
         form = QFormLayout()
-        data_field = FolderField("", "Labelled photos: a folder of category folders", "Folder of category folders")
+        offered = reviewed_folder if reviewed_folder is not None and (plan is None or not plan.trained_here) else None
+        data_field = FolderField(
+            str(offered or ""), "Labelled photos: a folder of category folders", "Folder of category folders"
+        )
         self.data_edit = data_field.edit
         form.addRow("Photos:", data_field)
         self.name_edit = QLineEdit("my-model")
@@ -152,7 +165,7 @@ class TrainDialog(QDialog):
         self.use_button.setEnabled(False)
         self.use_button.clicked.connect(self._use)
         self.keep_button = QPushButton("Keep current")
-        self.keep_button.clicked.connect(self.reject)
+        self.keep_button.clicked.connect(self._keep)
         buttons.addWidget(self.start_button)
         buttons.addStretch()
         buttons.addWidget(self.use_button)
@@ -258,9 +271,11 @@ class TrainDialog(QDialog):
         self.progress.setRange(0, p.total)
         self.progress.setValue(p.step)
         if p.phase == "features":
-            self.progress.setFormat("Reading photos %v / %m")
+            self.progress.setFormat("Reading the photos: %v / %m")
             return
-        self.progress.setFormat(f"{p.phase}: epoch %v / %m")
+        self.progress.setFormat(f"{PHASE_NAMES.get(p.phase, p.phase)}: epoch %v / %m")
+        if p.step == 0:
+            return
         metric = f", accuracy {p.metric:.1%}" if p.metric is not None else ""
         loss = f"loss {p.train_loss:.3f}" if p.train_loss is not None else ""
         self.log.appendPlainText(f"{p.phase} epoch {p.step}/{p.total}: {loss}{metric}")
@@ -313,12 +328,25 @@ class TrainDialog(QDialog):
             self.model_accepted.emit(self.new_model)
         self.accept()
 
+    def _keep(self) -> None:
+        """Keep the current model: a new one trained here is not wanted, so its files go."""
+        if self.new_model is not None:
+            for path in (self.new_model, *(self.new_model.with_suffix(s) for s in (".report.json", ".confusion.png"))):
+                path.unlink(missing_ok=True)
+            self.discarded.emit(self.new_model)
+        self.reject()
+
 
 def _clock(seconds: float) -> str:
     whole = round(seconds)
     return f"{whole // 60}:{whole % 60:02d}"
 
 
+PHASE_NAMES = {
+    "head": "Training the last layer",
+    "tail": "Training its last blocks",
+    "fine-tune": "Fine-tuning the whole network",
+}
 STEP_NAMES = {
     "head": "the default network (EfficientNet-Lite0)",
     "tail": "its last blocks trained too",

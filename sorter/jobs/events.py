@@ -87,6 +87,25 @@ class SortSummary:
             for label in event.labels:
                 self.per_label[label] += 1
 
+    def sentence(self) -> str:
+        """What the run did, in one sentence that both the CLI and the window print: how many
+        photos went into folders, how many were held back, and how many were done before."""
+        if self.total and self.skipped == self.total:
+            return f"All {self.total} photos in {self.source.name} were sorted before: nothing to do."
+        held = self.per_label.get(UNSURE_FOLDER, 0)
+        apart = self.per_label.get(OTHER_FOLDER, 0)
+        would = "would go" if self.dry_run else "went"
+        parts = [f"{self.sorted} {would} into folders"]
+        if held:
+            parts.append(f"{held} to {UNSURE_FOLDER} (not sure enough)")
+        if apart:
+            parts.append(f"{apart} to {OTHER_FOLDER} (fit no category)")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped (sorted before)")
+        if self.failed:
+            parts.append(f"{self.failed} could not be read")
+        return f"Of {self.total} photos in {self.source.name}, " + ", ".join(parts) + f" ({self.seconds:.1f} s)."
+
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,

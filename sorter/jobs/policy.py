@@ -119,12 +119,17 @@ class Policy:
         best = int(order[0])
         if probs[best] >= self.thresholds[best]:
             return (self.classes[best],), None
+        # what it got and what it needs, so a photo held back at 98 % says that 99 % was asked
+        reason = f"{self.classes[best]} {_percent(probs[best])}, needs {_percent(self.thresholds[best])}"
         if len(order) > 1:
             second = int(order[1])
-            return (UNSURE_FOLDER,), (
-                f"between {self.classes[best]} ({probs[best]:.0%}) and {self.classes[second]} ({probs[second]:.0%})"
-            )
-        return (UNSURE_FOLDER,), f"not sure enough ({probs[best]:.0%})"
+            reason += f"; next {self.classes[second]} {_percent(probs[second])}"
+        return (UNSURE_FOLDER,), reason
+
+
+def _percent(value: float) -> str:
+    """A percentage that never rounds a shortfall away (98.6 % that needs 99 % reads 98%, not 99%)."""
+    return f"{int(float(value) * 100)}%" if value < 1 else "100%"
 
 
 def policy_for(

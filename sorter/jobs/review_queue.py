@@ -14,6 +14,8 @@ benchmark's simulated user reviews it in the same order.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from sorter.files.corrections import CorrectionStore
+from sorter.files.feature_cache import FeatureCache
 from sorter.files.images import NEAR_DUPLICATE_BITS, dhash
-from sorter.files.journal import Journal
+from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal
 from sorter.jobs.policy import NONE_OF_THESE
 from sorter.jobs.rescore import Rescored, rescore
 from sorter.learn.shift import UNLIKE_REASON, FolderShift
@@ -88,6 +91,40 @@ def unlike_note(queue: ReviewQueue) -> str:
     )
 
 
+def caption(item: QueueItem) -> str:
+    """What a photo's tile says: its name, where it is (and where it would go), how sure the
+    model is, and why it was held back or is shown now."""
+    extra = f" (+{len(item.similar)})" if item.similar else ""
+    where = f"{item.label} → {item.suggested}?" if item.suggested else item.label
+    mark = "✓ " if item.reviewed else ""
+    lines = [f"{item.path.name}{extra}", f"{mark}{where} · {item.confidence:.0%}"]
+    if item.spot_check and not item.reviewed:
+        lines.append("right? (C)")
+    elif item.reason:
+        lines.append(item.reason)
+    return "\n".join(lines)
+
+
+def overview(items: list[QueueItem], adapted_on: int, unlike: str) -> str:
+    """The review's status line: what the queue holds, in the order it is shown."""
+    total = sum(len(i.paths) for i in items)
+    if not total:
+        return "No photos are left in this folder."
+    groups = sum(1 for i in items if i.similar)
+    grouped = f" ({groups} groups of near-duplicates shown as one)" if groups else ""
+    changed = sum(len(i.paths) for i in items if i.suggested)
+    parts = [f"{unlike}{total} photos{grouped}."]
+    if adapted_on:
+        parts.append(f"The model adapted to your {adapted_on} reviewed {'photo' if adapted_on == 1 else 'photos'}.")
+    if changed:
+        parts.append(f"First the {changed} that your reviews would move (Re-sort the rest moves them).")
+    parts.append("Then the least sure first")
+    if any(i.spot_check and not i.reviewed for i in items):
+        parts[-1] += f", and every {SPOT_EVERY}th a sure one to check (C if it is right)"
+    parts[-1] += "."
+    return " ".join(parts)
+
+
 def photos_in_order(queue: ReviewQueue) -> list[Path]:
     """Every photo in the order a user meets them: each entry, then its near-duplicates (the
     correction-loop benchmark's simulated user reviews them in this order)."""
@@ -111,9 +148,11 @@ def build_queue(
     shift = None
     with Journal.open(output, create=False, lock=False) as journal:
         seen: dict[Path, QueueItem] = {}
+        shas: dict[Path, str] = {}
         for p in journal.placements():
             if p.path.exists():
                 seen[p.path] = QueueItem(p.path, p.path.parent.name, p.confidence)
+                shas[p.path] = p.sha256
     if bundle is not None and store is not None and not bundle.config.multi_label:
         found = rescore(output, bundle, store)
         adapted_on = found.adapted.user_rows if found.adapted is not None else 0
@@ -122,7 +161,8 @@ def build_queue(
             if r.path in seen:
                 seen[r.path] = scored_item(r, rank)
     ordered = in_queue_order(list(seen.values()))
-    return ReviewQueue(interleave_spot_checks(group_near_duplicates(ordered), spot_every), adapted_on, shift)
+    grouped = group_near_duplicates(ordered, kept_looks(output, shas))
+    return ReviewQueue(interleave_spot_checks(grouped, spot_every), adapted_on, shift)
 
 
 def scored_item(r: Rescored, rank: int) -> QueueItem:
@@ -155,25 +195,59 @@ def in_queue_order(items: list[QueueItem]) -> list[QueueItem]:
     )
 
 
-def group_near_duplicates(items: list[QueueItem]) -> list[QueueItem]:
-    """Fold near-duplicates (dHash within a few bits, same folder) into their least confident one."""
+def group_near_duplicates(items: list[QueueItem], looks: dict[Path, int]) -> list[QueueItem]:
+    """Fold near-duplicates (dHash within a few bits, same folder) into their least confident one.
+
+    ``looks`` are the photos' difference hashes (kept when they were sorted). Candidates come from
+    8 bands of 8 bits: two hashes within :data:`NEAR_DUPLICATE_BITS` (< 8) bits share a band, so
+    each photo is compared with a handful of others, not with every photo of the folder."""
     kept: list[tuple[QueueItem, int | None]] = []
+    bands: dict[tuple[int, int], list[int]] = {}
     for item in items:  # already least confident first: the first of a group represents it
-        h = dhash(item.path)
-        for rep, rh in kept:
-            if (
-                h is not None
-                and rh is not None
-                and rep.label == item.label
-                and rep.reviewed == item.reviewed
-                and 8 <= h.bit_count() <= 56
-                and (h ^ rh).bit_count() <= NEAR_DUPLICATE_BITS
-            ):
-                rep.similar.append(item.path)
-                break
-        else:
-            kept.append((item, h))
+        h = looks.get(item.path)
+        usable = h is not None and 8 <= h.bit_count() <= 56
+        if usable:
+            assert h is not None
+            candidates = sorted({i for b in range(8) for i in bands.get((b, (h >> (8 * b)) & 0xFF), ())})
+            for i in candidates:
+                rep, rh = kept[i]
+                if (
+                    rh is not None
+                    and rep.label == item.label
+                    and rep.reviewed == item.reviewed
+                    and (h ^ rh).bit_count() <= NEAR_DUPLICATE_BITS
+                ):
+                    rep.similar.append(item.path)
+                    break
+            else:
+                for b in range(8):
+                    bands.setdefault((b, (h >> (8 * b)) & 0xFF), []).append(len(kept))
+                kept.append((item, h))
+            continue
+        kept.append((item, None))
     return [rep for rep, _ in kept]
+
+
+def kept_looks(output: Path, placements: dict[Path, str]) -> dict[Path, int]:
+    """Each photo's difference hash, from the folder's feature cache; a photo sorted before
+    hashes were kept is hashed from its file once, and the hash kept for the next time (where
+    the folder can be written)."""
+    found: dict[str, int] = {}
+    cache: FeatureCache | None = None
+    with contextlib.suppress(OSError, sqlite3.Error):
+        cache = FeatureCache.open(output / STATE_DIR / FEATURES_NAME)
+    try:
+        if cache is not None:
+            found = cache.get_looks(placements.values())
+        missing = {sha: p for p, sha in placements.items() if sha not in found}
+        computed = {sha: h for sha, p in missing.items() if (h := dhash(p)) is not None}
+        if computed and cache is not None:
+            cache.put_looks(computed)
+        found.update(computed)
+    finally:
+        if cache is not None:
+            cache.close()
+    return {p: found[sha] for p, sha in placements.items() if sha in found}
 
 
 def review_order(

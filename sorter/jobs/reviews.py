@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sorter.files.corrections import CONFIRMATION, CORRECTION, Correction, CorrectionStore
-from sorter.model.bundle import lineage
+from sorter.model.bundle import lineage, read_config
 
 
 def family_reviews(store: CorrectionStore, model: Path) -> tuple[list[Correction], int]:
@@ -49,6 +49,9 @@ class RetrainPlan:
     """Standing reviews of photos that other models sorted (never used here)."""
     folders: dict[str, Counter[str]] = field(default_factory=dict)
     """Per sorted folder: how many corrections and confirmations."""
+    trained_here: bool = True
+    """Whether the model keeps (or names) what it was trained on: the embedded general model does
+    not, so it cannot be retrained, only replaced by a model trained on the user's folders."""
 
     @property
     def corrections(self) -> int:
@@ -60,6 +63,12 @@ class RetrainPlan:
 
     def sentences(self) -> list[str]:
         """The plan in a person's words, a line each."""
+        if not self.trained_here:
+            return [
+                f"'{self.model.stem}' was not trained here: there is no record of its training photos to retrain "
+                "it from. Train a new model instead, from your reviewed folder (its category folders) or any "
+                "folder of category folders."
+            ]
         if not self.reviews:
             lines = [f"No photo that '{self.model.stem}' sorted has been corrected or confirmed yet."]
         else:
@@ -88,14 +97,17 @@ class RetrainPlan:
         }
 
 
-def plan_retrain(store: CorrectionStore, model: Path, classes: tuple[str, ...]) -> RetrainPlan:
-    """The reviews a retrain of ``model`` (whose categories are ``classes``) would use."""
+def plan_retrain(store: CorrectionStore, model: Path) -> RetrainPlan:
+    """The reviews a retrain of ``model`` would use."""
+    config = read_config(model)
+    classes = config.classes
+    trained_here = config.replay is not None or bool(config.training.get("data"))
     reviews, left_out = family_reviews(store, model)
     folders: dict[str, Counter[str]] = {}
     for c in reviews:
         folders.setdefault(str(c.output) if c.output else "(folder not recorded)", Counter())[c.kind] += 1
     new = tuple(sorted({c.label for c in reviews} - set(classes)))
-    return RetrainPlan(model, tuple(reviews), new, left_out, folders)
+    return RetrainPlan(model, tuple(reviews), new, left_out, folders, trained_here)
 
 
 def reviews_for_sorting(db: Path, model: Path, output: Path) -> tuple[tuple[Correction, ...], tuple[Path, ...]]:

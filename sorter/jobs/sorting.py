@@ -55,6 +55,7 @@ class _Pending:
     features: np.ndarray | None = None
     reason: str | None = None
     face: float | None = None
+    look: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,6 @@ class SortOptions:
     def choices(self) -> Choices:
         """The decision choices, as the journal keeps them with the run."""
         return Choices(self.threshold, self.precision, self.other_folder)
-
-
-def default_output(source: Path) -> Path:
-    """A sibling folder ``<source> (sorted)``: never inside the photos being sorted."""
-    source = source.resolve()
-    return source.with_name(f"{source.name} (sorted)")
 
 
 def _recalibrated(classifier: Classifier, policy: Policy, reviewed: tuple[Correction, ...]) -> tuple[Policy, int]:
@@ -214,6 +209,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
     features: FeatureCache | None = None
     unsaved: dict[tuple[str, int], np.ndarray] = {}
     unsaved_faces: dict[str, float] = {}
+    unsaved_looks: dict[str, int] = {}
 
     def save_features() -> None:
         assert features is not None
@@ -223,13 +219,19 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
         if unsaved_faces:
             features.put_faces(DETECTOR_NAME, unsaved_faces)
             unsaved_faces.clear()
+        if unsaved_looks:
+            features.put_looks(unsaved_looks)
+            unsaved_looks.clear()
 
-    def keep_features(sha: str, vector: np.ndarray | None, face: float | None) -> None:
+    def keep_features(sha: str, vector: np.ndarray | None, face: float | None, look: int | None) -> None:
+        """Everything the review needs of a photo, kept as it passes by: it never decodes again."""
         if features is None or vector is None:
             return
         unsaved[(sha, CLEAN_VIEW)] = vector
         if face is not None:  # re-scoring finds the face sorting found, and decides as it did
             unsaved_faces[sha] = face
+        if look is not None:  # the review groups near-duplicates by it
+            unsaved_looks[sha] = look
         if len(unsaved) >= FEATURE_FLUSH:
             save_features()
 
@@ -257,7 +259,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             return event(c, "failed", error=written.error)
         placed = written.landed
         if placed:
-            keep_features(placed[0].sha256, p.features, p.face)
+            keep_features(placed[0].sha256, p.features, p.face, p.look)
         duplicate = all(pl.outcome == FOUND for pl in placed)
         return event(
             c,
@@ -341,7 +343,9 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
                 inside=inside.get(journal.key(c.path)),
             )
             pending.append(
-                _Pending(c, pred.probs, labels, top, confidence, status, future, pred.features, reason, pred.face)
+                _Pending(
+                    c, pred.probs, labels, top, confidence, status, future, pred.features, reason, pred.face, pred.look
+                )
             )
             while pending and (pending[0].future.done() or len(pending) >= MAX_WRITES_IN_FLIGHT):
                 yield finish(pending.popleft())

@@ -20,7 +20,7 @@ import numpy as np
 
 from sorter.errors import UsageError
 from sorter.files.images import NEAR_DUPLICATE_BITS, dhash, scan
-from sorter.names import class_names_problem
+from sorter.names import class_names_problem, is_category
 
 SPLIT_FOLDERS = {"train": False, "valid": True, "val": True, "validation": True}
 """dHash Hamming distance (of 64 bits) at or below which two photos count as the same shot."""
@@ -47,7 +47,8 @@ class LabelledData:
 
 
 def load_folder(root: Path) -> LabelledData:
-    """ImageNet-style: ``root/<class>/*`` or ``root/{train,valid}/<class>/*``."""
+    """ImageNet-style: ``root/<class>/*`` or ``root/{train,valid}/<class>/*``; a folder Sorter
+    sorted works too (its ``_unsure`` and ``_other`` are no categories)."""
     root = root.expanduser().resolve()
     if not root.is_dir():
         raise UsageError(f"The training folder '{root}' does not exist.")
@@ -55,7 +56,7 @@ def load_folder(root: Path) -> LabelledData:
     roots: list[tuple[Path, bool | None]] = list(split_roots) or [(root, None)]
     samples: list[Sample] = []
     for base, fixed in roots:
-        for class_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for class_dir in sorted(p for p in base.iterdir() if p.is_dir() and is_category(p.name)):
             for c in scan(class_dir):
                 if c.problem is None:
                     samples.append(Sample(c.path, (class_dir.name,), fixed))

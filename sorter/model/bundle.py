@@ -126,7 +126,7 @@ class Bundle:
             return (
                 f"the model '{self.name}' knows everyday subjects ({known} and the like) but not your own "
                 "categories, and cannot tell a photo of something else, which may land in the nearest folder: "
-                "train a model on your own folders (sorter train) to sort those"
+                "train a model on your own folders (Train… in the app, sorter train at the command line) to sort those"
             )
         return (
             f"the model '{self.name}' has no statistics for photos that fit none of its categories, and no "

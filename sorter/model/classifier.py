@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sorter.errors import DeviceError, ModelLoadError, UnsupportedImageError
+from sorter.files.images import dhash_array
 from sorter.model.bundle import Bundle, load_bundle
 from sorter.model.config import BundleConfig
 from sorter.model.people import FaceFinder, apply_people
@@ -61,6 +62,9 @@ class Prediction(Generic[T]):
     face: float | None = None
     """The largest face's prominence (see :mod:`sorter.model.people`); None for a bundle that
     does not look for people."""
+    look: int | None = None
+    """Its difference hash (:func:`sorter.files.images.dhash_array`), for grouping near-duplicates
+    in the review without decoding the photo again."""
 
 
 BACKENDS = ("auto", "torch", "onnx")
@@ -252,7 +256,8 @@ class Classifier:
             else:
                 row = next(rows)
                 face = None if faces is None else float(faces[row])
-                yield Prediction(item, probs[row], features=features[row], fit=float(fit[row]), face=face)
+                look = dhash_array(got[0])
+                yield Prediction(item, probs[row], features=features[row], fit=float(fit[row]), face=face, look=look)
 
 
 def top_k(probs: np.ndarray, classes: Sequence[str], k: int = 3) -> list[tuple[str, float]]:

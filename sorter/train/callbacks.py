@@ -21,6 +21,11 @@ class Report(Callback):
         self.progress = progress
         self.phase = phase
 
+    def before_fit(self) -> None:
+        """Epoch 0 of n: the caller's bar says training has begun (reading photos is over)."""
+        if self.progress is not None:
+            self.progress(TrainProgress(self.phase, 0, self.n_epoch))
+
     def after_epoch(self) -> None:
         if self.progress is None:
             return

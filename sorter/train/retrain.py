@@ -114,7 +114,7 @@ def retrain(
     # the replay's validation rows are the old model's validation photos by construction
     same = source == "replay" or fingerprint(valid) == facts.get("valid_fingerprint")
 
-    reviewed = list(plan_retrain(store, model_path, old.config.classes).reviews)
+    reviewed = list(plan_retrain(store, model_path).reviews)
     if not reviewed:
         raise UsageError(
             f"No photo that '{model_path.stem}' sorted has been corrected or confirmed yet: review some first."

@@ -281,13 +281,15 @@ def plot_confusion(evaluation: Evaluation, path: Path) -> None:
 
     matrix = np.array(evaluation.confusion)
     k = len(evaluation.classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * k, 1.0 + 0.7 * k), dpi=100)
+    # wide enough for its title whatever the number of classes (a two-class matrix cut it off)
+    side = max(3.6, 1.0 + 0.7 * k)
+    fig, ax = plt.subplots(figsize=(side, side), dpi=100)
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(k), evaluation.classes, rotation=45, ha="right")
     ax.set_yticks(range(k), evaluation.classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
-    ax.set_title(f"accuracy {evaluation.accuracy:.1%} on {evaluation.n} validation photos")
+    ax.set_title(f"accuracy {evaluation.accuracy:.1%}\non {evaluation.n} validation photos", fontsize=10)
     top = matrix.max() if matrix.size else 0
     for i in range(k):
         for j in range(k):

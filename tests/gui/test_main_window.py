@@ -24,7 +24,7 @@ def test_whole_sort_through_the_window(qtbot, window, photo_folder: Path, tmp_pa
     assert summary.classified == 21 and summary.failed == 0
     assert window.results.topLevelItemCount() == 21
     assert content_counts(out) == content_counts(photo_folder)
-    assert "Sorted 21 of 21 photos" in window.summary.text()
+    assert window.summary.text().startswith(f"Of 21 photos in {photo_folder.name}, ")
     assert window.review_button.isEnabled() and window.undo_button.isEnabled()
     assert window.progress.value() == 21
     assert window.settings.last_source == str(photo_folder)
@@ -72,6 +72,10 @@ def test_dropping_folders_queues_and_sorts_them(qtbot, window, furniture: Path, 
     assert enter.isAccepted()
     QApplication.sendEvent(zone, drop)
     assert drop.isAccepted()
+    # a drop fills the form; nothing is sorted before Start
+    assert window.source_edit.text() == str(first) and window.worker is None
+    assert "then 1 more folder" in window.status.text()
+    qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(finished) == 2, timeout=180_000)
     for folder in (first, second):
         out = folder.with_name(f"{folder.name} (sorted)")
@@ -101,8 +105,9 @@ def test_recent_folders_are_offered(qtbot, window, photo_folder: Path, tmp_path:
     assert window.source_edit.text() == str(photo_folder)
 
 
-def test_a_folder_dropped_while_models_load_waits_then_sorts(qtbot, photo_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Start-up takes seconds (torch and timm import); a drop in that time is kept, not refused."""
+def test_start_pressed_while_models_load_waits_then_sorts(qtbot, photo_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Start-up takes seconds (torch and timm import); a drop then fills the form, and Start in
+    that time waits for the models instead of being refused."""
     from PySide6.QtCore import QThreadPool
 
     from sorter.gui.main_window import MainWindow
@@ -122,9 +127,25 @@ def test_a_folder_dropped_while_models_load_waits_then_sorts(qtbot, photo_folder
     win.output_edit.setText(str(tmp_path / "out"))
     assert win.model_path() is None, "the models are still loading"
     win.enqueue([photo_folder])
+    assert win.source_edit.text() == str(photo_folder) and win.worker is None
+    win.start()
     assert "start as soon as" in win.status.text()
     with qtbot.waitSignal(win.run_finished, timeout=180_000) as blocker:
         pass
     assert blocker.args[0].classified == 21
     assert content_counts(tmp_path / "out") == content_counts(photo_folder)
     pool.waitForDone(60_000)
+
+
+def test_a_folder_dropped_while_a_sort_runs_queues_behind_it(qtbot, window, furniture: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = make_photo_folder(tmp_path / "first", pick_photos(furniture, 2))
+    second = make_photo_folder(tmp_path / "second", pick_photos(furniture, 1, offset=5))
+    finished: list[object] = []
+    window.run_finished.connect(finished.append)
+    window.enqueue([first])
+    window.start()
+    assert window.worker is not None
+    window.enqueue([second])
+    assert "Queued second" in window.status.text()
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=180_000)
+    assert content_counts(second.with_name("second (sorted)")) == content_counts(second)

@@ -21,7 +21,7 @@ def test_review_corrects_three_photos_and_shows_heatmap(qtbot, window, photo_fol
     spots = [r for r, i in enumerate(dialog.items) if i.spot_check]
     assert spots and spots[0] == 3, "the fourth photo is a spot check of a sorted one"
     assert dialog.items[3].label != UNSURE_FOLDER
-    assert dialog.grid.item(3).text().endswith("right?")
+    assert dialog.grid.item(3).text().endswith("right? (C)")
     if any(i.label == UNSURE_FOLDER for i in dialog.items):
         assert dialog.items[0].label == UNSURE_FOLDER
 

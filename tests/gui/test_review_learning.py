@@ -83,4 +83,4 @@ def test_with_a_replay_the_head_adapts_and_the_review_says_so(
     with qtbot.waitSignal(dialog.loaded, timeout=30_000):
         qtbot.keyClick(dialog, Qt.Key.Key_C)
     assert dialog.adapted_on == 1
-    assert "the model adapted to your 1 reviewed photos" in dialog.status.text()
+    assert "The model adapted to your 1 reviewed photo." in dialog.status.text()

@@ -73,7 +73,7 @@ def test_the_last_blocks_train_and_the_bundle_keeps_what_sorting_needs(tail_mode
     assert tail_model.report["training"]["recipe"] == "tail"
     notes = [p.note for p in tail_model.progress if p.phase == CHOICE]
     assert any("last blocks" in (n or "") for n in notes)
-    assert [p.step for p in tail_model.progress if p.phase == "tail"] == [1, 2]
+    assert [p.step for p in tail_model.progress if p.phase == "tail"] == [0, 1, 2]
 
     pretrained = SorterNet("efficientnet_lite0", 3)
     load_body_weights(pretrained, None)

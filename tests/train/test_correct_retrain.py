@@ -99,7 +99,7 @@ def test_a_retrain_learns_only_from_what_its_own_model_sorted(  # type: ignore[n
     with CorrectionStore(tmp_path / "store" / "corrections.sqlite") as store:
         correct(furniture_out, events[0].destinations[0], "table", store)
         correct(general_out, general_out / "Animals" / "chelsea.jpg", "doggo", store)
-        plan = plan_retrain(store, tiny_model.path, tiny.classes)
+        plan = plan_retrain(store, tiny_model.path)
         assert (plan.corrections, plan.new_classes, plan.left_out) == (1, ("table",), 1)
         assert list(plan.folders) == [str(furniture_out.resolve())]
         assert any("left out" in line for line in plan.sentences())

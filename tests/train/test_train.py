@@ -29,7 +29,7 @@ def test_folder_training_writes_bundle_report_and_confusion(tiny_model) -> None:
     phases = {p.phase for p in tiny_model.progress if isinstance(p, TrainProgress)}
     assert phases == {"features", "head"}
     epochs = [p for p in tiny_model.progress if p.phase == "head"]
-    assert [p.step for p in epochs] == list(range(1, 7)) and epochs[-1].metric is not None
+    assert [p.step for p in epochs] == list(range(7)) and epochs[-1].metric is not None, "epoch 0 says training began"
 
 
 def test_trained_bundle_sorts_in_a_process_without_fastai(tiny_model, tiny_data: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
