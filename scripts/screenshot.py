@@ -1,11 +1,14 @@
-"""Render the main window after a real sort, and the review dialog with a heat map, to PNGs.
+"""Render the desktop flow, step by step, at the windows' default sizes, to PNGs.
 
 Run under a real X server to see what a person sees, e.g.
 ``xvfb-run -s "-screen 0 1400x1000x24" .venv/bin/python scripts/screenshot.py``
-(``QT_QPA_PLATFORM=offscreen`` works too). Writes ``docs/main_window.png``,
-``docs/review_dialog.png`` and, for a folder of line drawings the furniture model has never seen
-the like of, ``docs/shifted_main_window.png`` and ``docs/shifted_review.png``; and the train
-dialog after a run within its time budget, ``docs/train_dialog.png``.
+(``QT_QPA_PLATFORM=offscreen`` works too). Writes the walkthrough in ``docs/walkthrough/``
+(a folder chosen and the form before Start; the window after the sort; the review; after a
+correction; after *Re-sort the rest*; the question before an undo; the window after it; the
+train dialog offering the reviewed folder for the general model), and ``docs/main_window.png``,
+``docs/review_dialog.png``; for a folder of line drawings the furniture model has never seen the
+like of, ``docs/shifted_main_window.png`` and ``docs/shifted_review.png``; and the train dialog
+after a run within its time budget, ``docs/train_dialog.png``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt, QThreadPool, QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QPushButton
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,11 +49,28 @@ def settle(ms: int = 1500) -> None:
     loop.exec()
 
 
+def grab_question(path: Path, answer: str) -> None:
+    """When the next modal question shows, save a picture of it, then press ``answer``."""
+
+    def shoot() -> None:
+        box = QApplication.activeModalWidget()
+        if box is None:
+            QTimer.singleShot(100, shoot)
+            return
+        box.grab().save(str(path))
+        for button in box.findChildren(QPushButton):
+            if button.text().replace("&", "") == answer:
+                button.click()
+
+    QTimer.singleShot(300, shoot)
+
+
 def main() -> int:
     app = QApplication(sys.argv)  # noqa: F841 - must stay alive for the whole run
     messages.set_non_blocking(True)
     docs = ROOT / "docs"
-    docs.mkdir(exist_ok=True)
+    steps = docs / "walkthrough"
+    steps.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         photos = Path(tmp) / "Holiday photos"
         shutil.copytree(ROOT / "assets" / "samples", photos, ignore=shutil.ignore_patterns("*.md"))
@@ -64,9 +84,13 @@ def main() -> int:
         window.show()
         wait(window.models_ready)
         window.enqueue([photos])
+        settle()
+        window.grab().save(str(steps / "01_folder_chosen.png"))
+        window.start()
         wait(window.run_finished)
         settle()
         window.grab().save(str(docs / "main_window.png"))
+        window.grab().save(str(steps / "02_sorted.png"))
         # The review dialog on furniture photos, two bees and a mirrored twin, after one correction.
         from PIL import Image, ImageOps
 
@@ -84,10 +108,13 @@ def main() -> int:
         window.model_combo.setCurrentIndex(window.model_combo.findText("furniture", Qt.MatchFlag.MatchContains))
         window.output_edit.setText(str(Path(tmp) / "Flat (sorted)"))
         window.enqueue([room])
+        window.start()
         wait(window.run_finished)
         window.review()
         dialog = window.review_dialog
         wait(dialog.loaded, 60_000)
+        settle()
+        dialog.grab().save(str(steps / "03_review.png"))
         dialog.grid.clearSelection()
         row = next(r for r in range(dialog.grid.count()) if first.name in dialog.grid.item(r).text())
         dialog.grid.setCurrentRow(row)
@@ -99,7 +126,25 @@ def main() -> int:
         dialog.grid.setCurrentRow(0)
         settle()
         dialog.grab().save(str(docs / "review_dialog.png"))
+        dialog.grab().save(str(steps / "04_after_a_correction.png"))
+        dialog.resort_rest()
+        wait(dialog.loaded, 60_000)
+        settle()
+        dialog.grab().save(str(steps / "05_after_resort.png"))
         dialog.close()
+        messages.set_non_blocking(False)
+        grab_question(steps / "06_undo_question.png", "Undo")
+        window.undo()
+        wait(window.folder_changed, 60_000)
+        messages.set_non_blocking(True)
+        settle()
+        window.grab().save(str(steps / "07_after_undo.png"))
+        window.model_combo.setCurrentIndex(window.model_combo.findText("general"))
+        window.open_train_dialog()
+        settle()
+        window.train_dialog.grab().save(str(steps / "08_train_general_model.png"))
+        window.train_dialog.close()
+        window.model_combo.setCurrentIndex(window.model_combo.findText("furniture", Qt.MatchFlag.MatchContains))
         # A folder unlike the model's photos: line drawings made from real furniture photos.
         from PIL import ImageFilter
 
@@ -112,6 +157,7 @@ def main() -> int:
                     ImageOps.invert(ImageOps.autocontrast(edges)).save(drawings / f"{cls}_{photo.stem}.png")
         window.output_edit.setText(str(Path(tmp) / "Sketchbook (sorted)"))
         window.enqueue([drawings])
+        window.start()
         wait(window.run_finished)
         settle()
         window.grab().save(str(docs / "shifted_main_window.png"))
@@ -141,8 +187,8 @@ def main() -> int:
         window.close()
         pool.waitForDone(30_000)
     print(
-        "wrote main_window.png, review_dialog.png, shifted_main_window.png, shifted_review.png and "
-        f"train_dialog.png in {docs}"
+        "wrote the walkthrough, main_window.png, review_dialog.png, shifted_main_window.png, shifted_review.png "
+        f"and train_dialog.png in {docs}"
     )
     return 0
 

@@ -61,7 +61,7 @@ def test_default_output_is_a_sibling_and_plain_output_reads_well(tmp_path: Path)
     result = sorter("sort", str(src), "--device", "cpu")
     assert result.returncode == 0, result.stderr
     out = tmp_path / "samples (sorted)"
-    assert "Of 8 photos in samples, 5 went into folders, 3 to _unsure (not sure enough) (" in result.stdout
+    assert "Of 8 photos in samples: 5 went into folders, 3 to _unsure (not sure enough); " in result.stdout
     assert (out / "Animals" / "chelsea.jpg").exists()
     assert (out / "Food & drink" / "coffee.jpg").exists()
     assert (out / "Electronics" / "camera.jpg").exists()

@@ -120,8 +120,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
             else ""
         )
         print(
-            f"Undid run {report.run_id}: removed {report.removed} copies, restored {report.restored} photos"
-            f"{withdrawn}."
+            f"Undid run {report.run_id}: removed {report.removed} copies, restored {report.restored} photos{withdrawn}."
         )
     for path, reason in report.kept:
         print(f"kept: {path}: {reason}", file=sys.stderr)

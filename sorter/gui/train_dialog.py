@@ -108,7 +108,8 @@ class TrainDialog(QDialog):
         self.new_radio = QRadioButton("Train a new model from a folder with one sub-folder per category")
         reviews = len(plan.reviews) if plan is not None else 0
         self.retrain_radio = QRadioButton(
-            f"Retrain '{current_model.stem if current_model else '—'}' with {reviews} reviewed photos"
+            f"Retrain '{current_model.stem if current_model else '—'}' with {reviews} reviewed "
+            f"{'photo' if reviews == 1 else 'photos'}"
         )
         self.retrain_radio.setEnabled(
             current_model is not None and plan is not None and plan.trained_here and reviews > 0

@@ -104,7 +104,7 @@ class SortSummary:
             parts.append(f"{self.skipped} skipped (sorted before)")
         if self.failed:
             parts.append(f"{self.failed} could not be read")
-        return f"Of {self.total} photos in {self.source.name}, " + ", ".join(parts) + f" ({self.seconds:.1f} s)."
+        return f"Of {self.total} photos in {self.source.name}: " + ", ".join(parts) + f"; {self.seconds:.1f} s."
 
     def to_json(self) -> dict[str, Any]:
         return {

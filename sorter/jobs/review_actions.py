@@ -29,9 +29,7 @@ def _photos(n: int) -> str:
     return f"{n} photo" if n == 1 else f"{n} photos"
 
 
-def correct_photos(
-    output: Path, paths: list[Path], label: str, db: Path, known: tuple[str, ...] = ()
-) -> Done:
+def correct_photos(output: Path, paths: list[Path], label: str, db: Path, known: tuple[str, ...] = ()) -> Done:
     """Move each photo to ``label`` (a new category is allowed) and log the corrections."""
     moved = []
     with CorrectionStore(db) as store:

@@ -97,11 +97,12 @@ def caption(item: QueueItem) -> str:
     extra = f" (+{len(item.similar)})" if item.similar else ""
     where = f"{item.label} → {item.suggested}?" if item.suggested else item.label
     mark = "✓ " if item.reviewed else ""
-    lines = [f"{item.path.name}{extra}", f"{mark}{where} · {item.confidence:.0%}"]
+    if item.reason:  # it says what the model gave, and what was needed
+        lines = [f"{item.path.name}{extra}", f"{mark}{where}", item.reason]
+    else:
+        lines = [f"{item.path.name}{extra}", f"{mark}{where} · {item.confidence:.0%}"]
     if item.spot_check and not item.reviewed:
         lines.append("right? (C)")
-    elif item.reason:
-        lines.append(item.reason)
     return "\n".join(lines)
 
 

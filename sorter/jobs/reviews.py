@@ -73,8 +73,8 @@ class RetrainPlan:
             lines = [f"No photo that '{self.model.stem}' sorted has been corrected or confirmed yet."]
         else:
             lines = [
-                f"Retraining '{self.model.stem}' with {self.corrections} corrections and "
-                f"{self.confirmations} confirmations:"
+                f"A retrain of '{self.model.stem}' learns from {_count(self.corrections, 'correction')} and "
+                f"{_count(self.confirmations, 'confirmation')}:"
             ]
             for folder, counts in sorted(self.folders.items()):
                 lines.append(f"  {folder}: {counts[CORRECTION]} corrected, {counts[CONFIRMATION]} confirmed")
@@ -82,7 +82,8 @@ class RetrainPlan:
                 lines.append(f"New categories: {', '.join(self.new_classes)}.")
         if self.left_out:
             lines.append(
-                f"{self.left_out} reviewed photos that other models sorted are left out: they teach those models."
+                f"{_count(self.left_out, 'reviewed photo')} that other models sorted "
+                f"{'is' if self.left_out == 1 else 'are'} left out: they teach those models."
             )
         return lines
 
@@ -95,6 +96,10 @@ class RetrainPlan:
             "new_classes": list(self.new_classes),
             "left_out": self.left_out,
         }
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def plan_retrain(store: CorrectionStore, model: Path) -> RetrainPlan:

@@ -24,7 +24,7 @@ def test_whole_sort_through_the_window(qtbot, window, photo_folder: Path, tmp_pa
     assert summary.classified == 21 and summary.failed == 0
     assert window.results.topLevelItemCount() == 21
     assert content_counts(out) == content_counts(photo_folder)
-    assert window.summary.text().startswith(f"Of 21 photos in {photo_folder.name}, ")
+    assert window.summary.text().startswith(f"Of 21 photos in {photo_folder.name}: ")
     assert window.review_button.isEnabled() and window.undo_button.isEnabled()
     assert window.progress.value() == 21
     assert window.settings.last_source == str(photo_folder)

@@ -80,13 +80,16 @@ def _run(machine: type[Sequences], sequences: int, steps: int, crash_share: floa
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_random_sequences_of_what_a_user_does_keep_every_photo(machine: type[Sequences]) -> None:
     sequences = int(os.environ.get("SORTER_SEQUENCES", "100"))
-    tally = _run(machine, sequences=sequences, steps=10, crash_share=float(os.environ.get("SORTER_CRASH_SHARE", "0.05")))
+    tally = _run(
+        machine, sequences=sequences, steps=10, crash_share=float(os.environ.get("SORTER_CRASH_SHARE", "0.05"))
+    )
     assert tally.lost == 0
     assert tally.sequences >= sequences
     assert tally.rules["sort"] and tally.rules["correct"] and tally.rules["undo"] and tally.rules["resort"]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(4 * 3600)
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_the_long_profile_of_random_sequences_keeps_every_photo(machine: type[Sequences]) -> None:
     tally = _run(machine, sequences=2000, steps=10, crash_share=0.14)

@@ -150,7 +150,10 @@ def test_retrain_cli_lists_what_it_uses_before_it_trains(tiny_model, tables: Pat
     assert run_sorter("correct", str(photo), "table", env=env).returncode == 0
     result = run_sorter("retrain", str(tiny_model.path), "--out", str(tmp_path / "v2.safetensors"), env=env)
     assert result.returncode == 0, result.stderr
-    assert f"Retraining 'tiny' with 1 corrections and 0 confirmations:\n  {out.resolve()}: 1 corrected" in result.stderr
+    assert (
+        f"A retrain of 'tiny' learns from 1 correction and 0 confirmations:\n  {out.resolve()}: 1 corrected"
+        in result.stderr
+    )
     assert "New categories: table." in result.stderr
     again = run_sorter("retrain", str(tiny_model.path), "--out", str(tmp_path / "v3.safetensors"), "--json", env=env)
     assert json.loads(again.stdout)["plan"]["new_classes"] == ["table"]

@@ -87,9 +87,7 @@ def test_a_correction_moves_its_near_duplicate_at_once_and_resort_is_undone_exac
         k: v for k, v in state.items() if not k.startswith(".sorter")
     }
     with Journal.open(out, create=False, lock=False) as journal:  # the journal points at the files again
-        assert {p.path for p in journal.placements()} == {
-            p for p in placed.values() if p != placed[original]
-        } | {moved}
+        assert {p.path for p in journal.placements()} == {p for p in placed.values() if p != placed[original]} | {moved}
 
 
 def test_retrain_learns_the_correction_and_reuses_cached_features(
