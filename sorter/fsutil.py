@@ -6,6 +6,7 @@ import errno
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 TEMP_PREFIX = ".sorter-part-"
@@ -37,10 +38,37 @@ def replace_atomically(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+REPLACE_ATTEMPTS = 10
+
+
+def replace_file(tmp: Path | str, path: Path | str) -> None:
+    """``os.replace``, which Windows refuses while ``path`` is open or mapped (a model Sorter or
+    another program has loaded, a file a virus scanner holds): tried again for about two seconds,
+    then one sentence. The old file is never half replaced.
+
+    Raises:
+        FileInUseError: ``path`` stayed in use.
+    """
+    for attempt in range(REPLACE_ATTEMPTS):
+        try:
+            os.replace(tmp, path)
+            return
+        except PermissionError:
+            if attempt == REPLACE_ATTEMPTS - 1:
+                raise FileInUseError(
+                    f"'{Path(path).name}' is in use (open in Sorter or another program): close it, then try again."
+                ) from None
+            time.sleep(0.05 * (attempt + 1))
+
+
+class FileInUseError(PermissionError):
+    """A file could not be replaced because it is open elsewhere (see :func:`replace_file`)."""
 
 
 def rename_no_clobber(src: Path | str, dst: Path | str) -> None:
@@ -119,3 +147,46 @@ def ignores_case(folder: Path) -> bool:
 def name_key(name: str, folder: Path) -> str:
     """How the volume holding ``folder`` compares the name ``name``: folded where it ignores case."""
     return name.casefold() if ignores_case(folder) else name
+
+
+NETWORK_FILE_SYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ncpfs", "fuse.sshfs", "ceph", "glusterfs", "davfs"}
+)
+
+
+def on_network_share(folder: Path) -> bool:
+    """Whether ``folder`` lies on a network share, where SQLite's WAL does not work (its shared
+    memory needs one machine): a mapped drive or a UNC path on Windows, an NFS or SMB mount
+    elsewhere (read from ``/proc/self/mounts``; where that cannot be read, assumed local)."""
+    if sys.platform == "win32":
+        text = os.path.abspath(folder)
+        if text.startswith(("\\\\", "//")):
+            return True
+        import ctypes
+
+        drive_remote = 4
+        root = os.path.splitdrive(text)[0] + "\\"
+        return bool(ctypes.windll.kernel32.GetDriveTypeW(root) == drive_remote)  # type: ignore[attr-defined]
+    try:
+        mounts = Path("/proc/self/mounts").read_text()
+    except OSError:
+        return False
+    return mount_type(mounts, Path(os.path.realpath(folder))) in NETWORK_FILE_SYSTEMS
+
+
+def mount_type(mounts: str, path: Path) -> str:
+    """The file system type of the mount (``/proc/mounts`` lines) holding ``path``."""
+    best, kind = -1, ""
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = Path(parts[1].replace("\\040", " "))
+        if (path == point or point in path.parents) and len(point.parts) > best:
+            best, kind = len(point.parts), parts[2]
+    return kind
+
+
+def sqlite_journal_mode(folder: Path) -> str:
+    """WAL on a local disk; the rollback journal on a network share (WAL would corrupt there)."""
+    return "DELETE" if on_network_share(folder) else "WAL"

@@ -13,8 +13,10 @@ _WINDOWS_RESERVED = {
     "PRN",
     "AUX",
     "NUL",
-    *(f"COM{i}" for i in range(1, 10)),
-    *(f"LPT{i}" for i in range(1, 10)),
+    "CONIN$",
+    "CONOUT$",
+    # 0-9 and the superscript digits ¹ ² ³, which Windows also reads as device numbers
+    *(f"{port}{digit}" for port in ("COM", "LPT") for digit in "0123456789\u00b9\u00b2\u00b3"),
 }
 _FORBIDDEN_CHARS = set('<>:"/\\|?*')
 MAX_NAME_LENGTH = 100
@@ -37,7 +39,7 @@ def folder_name_problem(name: object) -> str | None:
         return "it contains control characters"
     if name[-1] in ". " or name[0] == " ":
         return "it starts with a space or ends with a dot or space"
-    if name.split(".")[0].upper().rstrip() in _WINDOWS_RESERVED:
+    if name.split(".")[0].upper().rstrip(" ") in _WINDOWS_RESERVED:
         return "it is a name Windows reserves for devices"
     if name.startswith("."):
         return "it would be a hidden folder"

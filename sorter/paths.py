@@ -46,7 +46,12 @@ def portable_dir() -> Path | None:
 def _platform_dir(kind: str) -> Path:
     home = Path.home()
     if sys.platform == "win32":
-        base = os.environ.get("APPDATA") or str(home / "AppData" / "Roaming")
+        # settings roam with the user; models, caches and the corrections' photo copies (hundreds
+        # of MB) stay on this machine, or a roaming profile would copy them at every log-on
+        if kind == "config":
+            base = os.environ.get("APPDATA") or str(home / "AppData" / "Roaming")
+        else:
+            base = os.environ.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
         return Path(base) / APP_NAME / kind
     if sys.platform == "darwin":
         return home / "Library" / "Application Support" / APP_NAME / kind

@@ -26,7 +26,7 @@ from sorter.files import schema
 from sorter.files.fileops import keep_copy, sha256_of
 from sorter.files.journal import Journal, Placement, output_holding
 from sorter.files.ledger import IN_PLACE, relocate
-from sorter.fsutil import same_file
+from sorter.fsutil import same_file, sqlite_journal_mode
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER, folder_name_problem
 from sorter.usertypes import OpKind, ReviewStatus
 
@@ -110,7 +110,7 @@ class CorrectionStore:
         try:
             self.images.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA journal_mode={sqlite_journal_mode(db_path.parent)}")
             schema.migrate(self._db, _STEPS, what=f"corrections store '{db_path}'")
         except (OSError, sqlite3.Error) as exc:
             reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from sorter.fsutil import sqlite_journal_mode
+
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
@@ -71,22 +73,29 @@ class FeatureCache:
 
     @classmethod
     def open(cls, path: Path) -> FeatureCache:
-        """Open or create; a damaged file is deleted and started afresh."""
+        """Open or create; a damaged file is deleted and started afresh. One that cannot be deleted
+        (Windows says PermissionError while another program holds it) is left alone, and this
+        session keeps its features in memory instead (computed again next time)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             return cls(path, cls._connect(path))
         except sqlite3.DatabaseError as exc:
             log.warning("feature cache %s is damaged (%s); starting a new one", path, exc)
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{path}{suffix}")
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{path}{suffix}")
+        except OSError as exc:
+            log.warning("feature cache %s cannot be replaced (%s); keeping features in memory", path, exc)
+            return cls(path, cls._connect(":memory:"))
         return cls(path, cls._connect(path))
 
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
+    def _connect(path: Path | str) -> sqlite3.Connection:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            if path != ":memory:":
+                db.execute(f"PRAGMA journal_mode={sqlite_journal_mode(Path(path).parent)}")
             db.executescript(_SCHEMA)
             ok = db.execute("PRAGMA quick_check").fetchone()
             if ok is None or ok[0] != "ok":

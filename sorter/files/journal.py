@@ -42,7 +42,7 @@ from sorter.files import schema
 from sorter.files.fileops import same_content
 from sorter.files.legacy import convert_legacy_ops
 from sorter.files.lock import OutputLock
-from sorter.fsutil import ignores_case, same_file
+from sorter.fsutil import ignores_case, same_file, sqlite_journal_mode
 from sorter.usertypes import Arrival, OpKind, PlacementStatus, RunMode, RunStatus
 
 STATE_DIR = ".sorter"
@@ -194,7 +194,8 @@ class Journal:
                 raise DestinationError(f"Cannot use '{output}' as the output folder: {describe_os_error(exc)}") from exc
         try:
             db = sqlite3.connect(state / JOURNAL_NAME, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            # WAL's shared memory needs one machine: on a network share, the rollback journal
+            db.execute(f"PRAGMA journal_mode={sqlite_journal_mode(state)}")
             db.execute("PRAGMA synchronous=NORMAL")
             schema.migrate(db, _STEPS, what=f"journal in '{output}'")
         except (sqlite3.Error, SorterError) as exc:

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sorter.errors import ModelLoadError
-from sorter.fsutil import TEMP_PREFIX, default_file_mode, rename_no_clobber
+from sorter.errors import ModelLoadError, SorterError
+from sorter.fsutil import TEMP_PREFIX, FileInUseError, default_file_mode, rename_no_clobber, replace_file
 from sorter.model.config import BundleConfig, MemorySettings, ReplaySettings
 from sorter.model.memory import ExemplarMemory
 from sorter.model.replay import Replay
@@ -316,7 +316,10 @@ def save_bundle(
         save_file(tensors, tmp, metadata={METADATA_KEY: config.to_json()})
         os.chmod(tmp, default_file_mode())  # shareable like any file the user saves
         if overwrite:
-            os.replace(tmp, path)
+            try:
+                replace_file(tmp, path)
+            except FileInUseError as exc:
+                raise SorterError(str(exc)) from None
         else:
             try:
                 rename_no_clobber(tmp, path)
