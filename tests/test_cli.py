@@ -135,3 +135,22 @@ def test_torch_and_onnx_backends_sort_every_photo_alike(photo_folder: Path, tmp_
     assert len(trees["onnx"]) == 21
     assert trees["onnx"] == trees["torch"]
     assert list((Path(os.environ["SORTER_DATA_DIR"]) / "cache").glob("*.onnx")), "the export is cached"
+
+
+def test_output_is_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    """On Windows a pipe gets the ANSI code page: a photo named with an emoji used to stop
+    ``--json`` with UnicodeEncodeError, after sorting."""
+    src = tmp_path / "写真"
+    src.mkdir()
+    (src / "chat 🐱.jpg").write_bytes((SAMPLES / "chelsea.jpg").read_bytes())
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    result = subprocess.run(
+        [sys.executable, "-m", "sorter", "sort", str(src), "--out", str(tmp_path / "out"), "--device", "cpu", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr.decode("utf-8", "replace")
+    report = json.loads(result.stdout.decode("utf-8"))
+    assert report["source"].endswith("写真") and report["sorted"] + report["unsure"] == 1

@@ -9,6 +9,7 @@ import pytest
 
 from sorter import paths
 from sorter.errors import UsageError
+from tests.conftest import REPO
 
 
 def test_portable_marker_keeps_everything_beside_the_executable(
@@ -41,3 +42,17 @@ def test_models_resolve_by_name_user_first(tmp_path: Path, monkeypatch: pytest.M
     assert paths.resolve_model("general") == mine
     with pytest.raises(UsageError, match="No model named 'nope'"):
         paths.resolve_model("nope")
+
+
+def test_the_two_executables_differ_ignoring_case_on_windows() -> None:
+    """Issue 27: a CLI named 'sorter' overwrote the app 'Sorter' in a Windows folder."""
+    import re
+
+    spec = (REPO / "build.spec").read_text()
+    cli = re.search(r"^CLI_NAME = (.+)$", spec, re.M)
+    gui = re.search(r'^GUI_NAME = "(.+)"$', spec, re.M)
+    assert cli and gui
+    names = {windows: eval(cli.group(1), {"WINDOWS": windows}) for windows in (True, False)}
+    assert names[True].casefold() != gui.group(1).casefold(), "Windows ignores case in file names"
+    assert (gui.group(1), names[False]) == ("Sorter", "sorter"), "the Linux names the README uses"
+    assert "name=GUI_NAME" in spec and "name=CLI_NAME" in spec

@@ -14,10 +14,21 @@ from collections.abc import Sequence
 from sorter.usertypes import ExitCode
 
 
+def _speak_utf8() -> None:
+    """Print UTF-8 whatever the locale: on Windows a pipe gets the ANSI code page (cp1252), in
+    which a photo named in Japanese or with an emoji cannot be written, and ``--json`` would
+    stop with UnicodeEncodeError after the photos were sorted."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").replace("-", "").lower()
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from sorter.cli.parser import build_parser
     from sorter.errors import SorterError
 
+    _speak_utf8()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -134,10 +134,13 @@ class SortForm(QWidget):
         self.model_combo.blockSignals(False)
         self.model_combo.addItem(OPEN_MODEL, None)
         self.model_combo.setEnabled(True)
-        names = [self.model_combo.itemText(i) for i in range(self.model_combo.count())]
+        names = [self.model_combo.itemText(i) for i in range(self.model_combo.count() - 1)]
         want = Path(self.settings.model).stem
         self.model_combo.setCurrentIndex(names.index(want) if want in names else 0)
-        self._model_chosen(self.model_combo.currentIndex())
+        if models:
+            self._show_model_info(self.model_combo.currentIndex())
+        else:  # never a file dialog the user did not ask for (it would block a self-check, too)
+            self.model_info.setText("No model was found: open a model file, or train one with Train….")
         gpu = self.device_combo.model().item(2)  # type: ignore[attr-defined]
         if not has_cuda:
             gpu.setEnabled(False)

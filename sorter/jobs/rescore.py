@@ -9,6 +9,7 @@ orders the result; :func:`sorter.jobs.resort.resort` moves the copies whose fold
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -217,7 +218,17 @@ def adapted_head(bundle: Bundle, labelled: Sequence[tuple[np.ndarray, str]]) -> 
     index = {c: i for i, c in enumerate(bundle.config.classes)}
     features = np.stack([f for f, _ in labelled]).astype(np.float32)
     labels = np.array([index.get(label, -1) for _, label in labelled], dtype=np.int64)
-    return adapt_head(bundle.head, replay, features, labels)
+    # the same reviews give the same head: a re-sort and the review's rebuild after it refit once
+    reviews = hashlib.sha256(features.tobytes() + labels.tobytes()).hexdigest()
+    key = (str(bundle.path), bundle.path.stat().st_mtime_ns if bundle.path.exists() else 0, reviews)
+    if key not in _adapted:
+        _adapted.clear()
+        _adapted[key] = adapt_head(bundle.head, replay, features, labels)
+    return _adapted[key]
+
+
+_adapted: dict[tuple[str, int, str], AdaptedHead | None] = {}
+"""The last refit, by bundle and reviewed photos (the head is a pure function of them)."""
 
 
 @dataclass(frozen=True)

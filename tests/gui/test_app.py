@@ -35,6 +35,8 @@ def test_self_check_starts_loads_models_and_closes(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "config" / "sorter.ini").exists(), "settings are saved on exit"
+    assert "self-check: window shown, model general.safetensors listed" in result.stderr
+    assert "self-check passed" in result.stderr
 
 
 def test_settings_round_trip(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -56,3 +58,29 @@ def test_settings_round_trip(qtbot, tmp_path: Path) -> None:  # type: ignore[no-
     assert again == wanted
     default = config.load(config.open_qsettings(tmp_path / "fresh"))
     assert default == Settings()
+
+
+def test_self_check_sorts_a_dropped_folder_with_an_awkward_name(tmp_path: Path) -> None:
+    """What the Windows smoke test asks of the frozen app: a folder dropped on the window (with
+    a name Windows treats specially: a short-name form and non-ASCII letters) is sorted."""
+    folder = tmp_path / "PHOTOS~1 Zoë (été) 写真"
+    folder.mkdir()
+    for name in ("chelsea.jpg", "coffee.jpg"):
+        (folder / name).write_bytes((REPO / "assets" / "samples" / name).read_bytes())
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "SORTER_CONFIG_DIR": str(tmp_path / "config"),
+        "SORTER_DATA_DIR": str(tmp_path / "data"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "sorter.gui", "--self-check", "--drop", str(folder)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "self-check: Of 2 photos in PHOTOS~1 Zoë (été) 写真: 2 went into folders" in result.stderr
+    assert (tmp_path / "PHOTOS~1 Zoë (été) 写真 (sorted)" / "Animals" / "chelsea.jpg").is_file()

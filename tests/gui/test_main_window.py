@@ -149,3 +149,25 @@ def test_a_folder_dropped_while_a_sort_runs_queues_behind_it(qtbot, window, furn
     assert "Queued second" in window.status.text()
     qtbot.waitUntil(lambda: len(finished) == 2, timeout=180_000)
     assert content_counts(second.with_name("second (sorted)")) == content_counts(second)
+
+
+def test_with_no_model_found_nothing_opens_by_itself(qtbot, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A self-check under Wine once hung on a file dialog that opened with no one asking (an
+    installation without models listed only "Open model file…", and selecting it opened the dialog)."""
+    from PySide6.QtCore import QThreadPool
+    from PySide6.QtWidgets import QFileDialog
+
+    from sorter.gui.main_window import MainWindow
+    from sorter.settings import Settings
+
+    def no_dialog(*args: object, **kwargs: object) -> tuple[str, str]:
+        raise AssertionError("a file dialog opened that the user did not ask for")
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", no_dialog)
+    pool = QThreadPool()
+    win = MainWindow(Settings(device="cpu"), pool, corrections_db=tmp_path / "c.sqlite", model_dirs=[tmp_path / "none"])
+    qtbot.add_widget(win)
+    with qtbot.waitSignal(win.models_ready, timeout=120_000):
+        win.show()
+    assert win.model_path() is None and win.model_info.text().startswith("No model was found")
+    pool.waitForDone(30_000)
