@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pefile
 
-EVERY_WINDOWS = {
-    name.lower()
-    for name in """
+_SYSTEM_DLLS = """
     advapi32 authz avicap32 bcrypt bcryptprimitives cabinet cfgmgr32 combase comctl32 comdlg32 crypt32 cryptbase
     d2d1 d3d11 d3d12 imagehlp mscms pdh uiautomationcore wsock32
     d3d9 d3dcompiler_47 dbghelp dcomp dnsapi dwmapi dwrite dxgi dxva2 gdi32 gdiplus hid icu icuin icuuc imm32
@@ -27,8 +25,8 @@ EVERY_WINDOWS = {
     ole32 oleacc oleaut32 opengl32 powrprof propsys psapi rpcrt4 secur32 setupapi shcore shell32 shlwapi
     sspicli ucrtbase urlmon user32 userenv usp10 uxtheme version winhttp wininet winmm winspool.drv wintrust
     wldap32 ws2_32 wtsapi32 xinput1_4 dxcore api-ms-win-core-synch-l1-2-0 mscoree
-    """.split()
-}
+"""
+EVERY_WINDOWS = {name.lower() for name in _SYSTEM_DLLS.split()}
 
 
 def known_everywhere(dll: str) -> bool:
