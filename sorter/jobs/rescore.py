@@ -106,17 +106,19 @@ def rescore(
     store: CorrectionStore,
     policy: Policy | None = None,
     adapt: bool = True,
+    placements: list[Placement] | None = None,
 ) -> Rescoring:
     """Score every photo still in ``output`` again from its cached features, deciding folders
     with ``policy`` (default: the one the folder was sorted with, see :func:`sorted_with`),
     recalibrated on the photos the user reviewed there (see :func:`recalibrate`). With
     ``adapt``, the head is first refitted to the reviewed photos (:func:`adapted_head`).
+    ``placements``: the folder's photos that are there, when the caller has just read them.
     """
     if bundle.config.multi_label:
         raise UsageError("Re-sorting is for single-label models; this model gives several labels per photo.")
     output = output.expanduser().resolve()
     with Journal.open(output, create=False, lock=False) as journal:
-        placed = [p for p in journal.placements() if p.path.is_file()]
+        placed = placements if placements is not None else [p for p in journal.placements() if p.path.is_file()]
         if policy is None:
             policy = sorted_with(journal).policy(bundle.config)
     empty = np.zeros((0, 0), dtype=np.float32)
