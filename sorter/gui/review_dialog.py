@@ -43,7 +43,7 @@ from sorter.gui.label_pad import KEYS, LabelPad
 from sorter.gui.preview import PreviewPane
 from sorter.gui.thumbnails import ThumbnailCache
 from sorter.gui.worker import FunctionWorker, WorkerSet
-from sorter.jobs.review_queue import QueueItem, caption, overview, unlike_note
+from sorter.jobs.review_queue import QueueItem, caption, folder_note, overview
 from sorter.names import UNSURE_FOLDER, is_category
 
 if TYPE_CHECKING:
@@ -214,7 +214,7 @@ class ReviewDialog(QDialog):
             else:
                 with CorrectionStore(db) as store:
                     queue = build_queue(output, bundle, store)
-            return queue.items, folders, queue.adapted_on, unlike_note(queue)
+            return queue.items, folders, queue.adapted_on, folder_note(queue)
 
         worker = FunctionWorker(read)
         worker.signals.returned.connect(self._populate)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from sorter.learn import shift
+from sorter.learn.estimate import PrecisionEstimate, retempered
 from sorter.learn.shift import SHIFT_TYPICAL, UNLIKE_REASON
 from sorter.model.calibration import DEFAULT_PRECISION, Calibration
 from sorter.model.config import BundleConfig
@@ -77,6 +78,10 @@ class Policy:
         target: the precision the thresholds were calibrated for; None when they are fixed.
         typical_threshold: in a folder unlike the training photos, the typicality below which a
             photo is held back in ``_unsure`` (see :mod:`sorter.learn.shift`); None elsewhere.
+        estimate: after enough reviews of the folder, the precision estimated from them and the
+            confidence cut that keeps to ``target`` (see :mod:`sorter.learn.estimate`): it replaces
+            the validation thresholds and the hold-back of atypical photos, which were guesses made
+            before the user's own photos could say.
     """
 
     classes: tuple[str, ...]
@@ -86,6 +91,7 @@ class Policy:
     other_folder: str = UNSURE_FOLDER
     target: float | None = None
     typical_threshold: float | None = None
+    estimate: PrecisionEstimate | None = None
 
     def under_shift(self, shifted: bool) -> Policy:
         """The policy for a folder unlike the training photos (``shifted``, see
@@ -94,6 +100,12 @@ class Policy:
         if not shifted or self.target is None or self.multi_label:
             return self
         return replace(self, typical_threshold=SHIFT_TYPICAL)
+
+    def kept_to(self, estimate: PrecisionEstimate | None) -> Policy:
+        """The policy that sorts by the precision estimated from the user's reviews (None: as before)."""
+        if estimate is None or self.target is None or self.multi_label:
+            return self
+        return replace(self, estimate=estimate)
 
     def recalibrated(self, calibration: Calibration) -> Policy:
         """The same choices with thresholds from ``calibration`` (updated by the user's reviews);
@@ -106,6 +118,8 @@ class Policy:
         """The folder(s) for one photo and, when it is not sorted, why."""
         if self.fit_threshold is not None and fit < self.fit_threshold:
             return (self.other_folder,), NONE_OF_THESE
+        if self.estimate is not None:
+            return self._by_estimate(probs, self.estimate)
         if (
             self.typical_threshold is not None
             and typical < self.typical_threshold
@@ -125,6 +139,17 @@ class Policy:
             second = int(order[1])
             reason += f"; next {self.classes[second]} {_percent(probs[second])}"
         return (UNSURE_FOLDER,), reason
+
+    def _by_estimate(self, probs: np.ndarray, estimate: PrecisionEstimate) -> tuple[tuple[str, ...], str | None]:
+        best = int(np.argmax(probs))
+        if estimate.sorts(probs[None, :])[0]:
+            return (self.classes[best],), None
+        if estimate.cut > 1.0:
+            return (UNSURE_FOLDER,), f"your reviews do not yet allow {_percent(estimate.target)} here"
+        sure = float(retempered(probs, estimate.ratio_bound).max())
+        return (UNSURE_FOLDER,), (
+            f"{self.classes[best]} {_percent(sure)} on your photos, needs {_percent(estimate.cut)}"
+        )
 
 
 def _percent(value: float) -> str:

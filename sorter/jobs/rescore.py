@@ -22,9 +22,12 @@ from sorter.files.corrections import Correction, CorrectionStore
 from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal, Placement
 from sorter.jobs.policy import Choices, Policy
+from sorter.learn import estimate as estimates
 from sorter.learn import shift as shifts
 from sorter.learn.adapt import AdaptedHead, adapt_head
-from sorter.learn.recalibration import recalibrate
+from sorter.learn.estimate import PrecisionEstimate
+from sorter.learn.memory import sharpened_for
+from sorter.learn.recalibration import recalibrate, since_made
 from sorter.learn.shift import FolderShift, TypicalityIndex, folder_shift
 from sorter.model.bundle import Bundle
 from sorter.model.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory
@@ -98,6 +101,9 @@ class Rescoring:
     if the bundle has a feature replay and the refit kept its validation accuracy."""
     shift: FolderShift | None = None
     """How the folder compares with the training photos (None: the bundle keeps none of them)."""
+    estimate: PrecisionEstimate | None = None
+    """The precision the folders will have, estimated from the user's reviews, and the cut that
+    keeps to the target (None: too few reviews, or a fixed threshold; see :mod:`sorter.learn.estimate`)."""
 
 
 def rescore(
@@ -107,12 +113,17 @@ def rescore(
     policy: Policy | None = None,
     adapt: bool = True,
     placements: list[Placement] | None = None,
+    stated: PrecisionEstimate | None = None,
+    estimating: bool = True,
 ) -> Rescoring:
     """Score every photo still in ``output`` again from its cached features, deciding folders
     with ``policy`` (default: the one the folder was sorted with, see :func:`sorted_with`),
     recalibrated on the photos the user reviewed there (see :func:`recalibrate`). With
     ``adapt``, the head is first refitted to the reviewed photos (:func:`adapted_head`).
     ``placements``: the folder's photos that are there, when the caller has just read them.
+    Without ``estimating``, the precision is not estimated from the reviews (a second or more;
+    see :mod:`sorter.learn.estimate`), and folders are decided by what the last re-sort
+    ``stated`` instead, if it did (see :mod:`sorter.jobs.stated`).
     """
     if bundle.config.multi_label:
         raise UsageError("Re-sorting is for single-label models; this model gives several labels per photo.")
@@ -141,6 +152,7 @@ def rescore(
     if not known:
         return Rescoring([], empty, missing, policy, 0, adapted_head(bundle, user) if adapt else None)
     feats = np.stack([found[(p.sha256, CLEAN_VIEW)] for p in known])
+    memory = _sharpened(memory, user, feats)
     # a photo sorted before faces were kept counts as showing none
     faces = np.array([kept_faces.get(p.sha256, 0.0) for p in known], dtype=np.float32) if kept_faces else None
     scored = score(bundle, feats, memory, faces=faces)
@@ -162,6 +174,22 @@ def rescore(
         if table is not None:
             policy = policy.recalibrated(table)
     policy = policy.under_shift(shifted)
+    estimate = stated
+    if estimating and policy.target is not None and not bundle.config.multi_label:
+        recent = since_made(bundle, labelled)
+        ids = {c.id for c in recent}
+        honest = _labelled_features(recent, extra)
+        learnt = _labelled_features([c for c in labelled if c.id not in ids], extra)
+        pending = np.array(
+            [
+                not (p.id in reviewed_ids or p.path in reviewed_paths)
+                and (policy.fit_threshold is None or f >= policy.fit_threshold)
+                for p, f in zip(known, scored.fit, strict=True)
+            ],
+            dtype=bool,
+        )
+        estimate = _estimate(bundle, honest, learnt, head is not None, policy.target, scored.probs[pending], feats)
+    policy = policy.kept_to(estimate)
     out = []
     for placement, row, fit, typ in zip(known, scored.probs, scored.fit, typical, strict=True):
         labels, reason = policy.decide(row, float(fit), float(typ))
@@ -180,7 +208,60 @@ def rescore(
                 typical=float(typ),
             )
         )
-    return Rescoring(out, feats, missing, policy, calibrated_on, head, shift)
+    return Rescoring(out, feats, missing, policy, calibrated_on, head, shift, estimate)
+
+
+def _estimate(
+    bundle: Bundle,
+    honest: Sequence[tuple[np.ndarray, str]],
+    learnt: Sequence[tuple[np.ndarray, str]],
+    adapted: bool,
+    target: float,
+    candidates: np.ndarray,
+    folder: np.ndarray,
+) -> PrecisionEstimate | None:
+    """The precision estimate from the reviews the bundle did not learn from (``honest``; it did
+    learn from ``learnt``, the folder's reviews made before it): each scored by a model fitted,
+    as the re-score's is, to the *other* reviews (``adapted``: the head refitted to them, else the
+    bundle's own; in both the memory holds them, narrowed to ``folder``'s spread), in
+    :data:`~sorter.learn.estimate.FOLDS` parts.
+    The reviews are weighted to the confidence bands of the ``candidates`` they stand for."""
+    index = {c: i for i, c in enumerate(bundle.config.classes)}
+    labels = np.array([index.get(label, -1) for _, label in honest], dtype=np.int64)
+    if int((labels >= 0).sum()) < estimates.MIN_REVIEWS:
+        return None
+    feats = np.stack([f for f, _ in honest]).astype(np.float32)
+    learnt_bytes = b"".join(f.tobytes() + label.encode() for f, label in learnt)
+    made = f"{bundle.path}:{bundle.path.stat().st_mtime_ns if bundle.path.exists() else 0}".encode()
+    key = hashlib.sha256(made + feats.tobytes() + labels.tobytes() + learnt_bytes + bytes([adapted])).hexdigest()
+    folds = np.arange(len(labels)) % estimates.FOLDS
+    probs = _honest_cache.get(key)
+    if probs is None:
+        probs = np.zeros((len(labels), len(bundle.config.classes)), dtype=np.float32)
+        for k in range(min(estimates.FOLDS, len(labels))):
+            test = folds == k
+            rest = [*learnt, *(honest[int(i)] for i in np.flatnonzero(~test))]
+            head = adapted_head(bundle, rest, remember=False) if adapted else None
+            memory = _sharpened(with_user_memory(bundle, rest), rest, folder)
+            probs[test] = score(bundle, feats[test], memory, head).probs
+        _honest_cache.clear()
+        _honest_cache[key] = probs
+    weights = estimates.stratified_weights(probs.max(axis=1), candidates.max(axis=1))
+    return estimates.estimate(target, probs, labels, candidates, weights=weights)
+
+
+def _sharpened(
+    memory: ExemplarMemory | None, user: Sequence[tuple[np.ndarray, str]], folder: np.ndarray
+) -> ExemplarMemory | None:
+    """``memory`` narrowed so that the ``user``'s reviewed photos vote only for photos of
+    ``folder`` closer to them than its photos usually are (see :func:`sharpened_for`)."""
+    if memory is None or not user:
+        return memory
+    return sharpened_for(memory, np.stack([f for f, _ in user]), folder)
+
+
+_honest_cache: dict[str, np.ndarray] = {}
+"""The last honest scores, by reviews: the review's rebuild after a re-sort reuses them."""
 
 
 def _typicality(
@@ -208,10 +289,13 @@ def sorted_with(journal: Journal) -> Choices:
     return (Choices.from_json(run.decision) if run is not None else None) or Choices()
 
 
-def adapted_head(bundle: Bundle, labelled: Sequence[tuple[np.ndarray, str]]) -> AdaptedHead | None:
+def adapted_head(
+    bundle: Bundle, labelled: Sequence[tuple[np.ndarray, str]], remember: bool = True
+) -> AdaptedHead | None:
     """The bundle's head refitted to the user's reviewed photos (features and label) beside its
     feature replay; None without a replay, without reviewed photos of its classes, or when the
-    refit would cost validation accuracy (see :func:`~sorter.learn.adapt.adapt_head`)."""
+    refit would cost validation accuracy (see :func:`~sorter.learn.adapt.adapt_head`).
+    ``remember``: keep it as the last refit (the estimate's refits to part of the reviews are not)."""
     if not labelled or bundle.config.grouping is not None or bundle.config.multi_label:
         return None
     replay = _kept(bundle).replay
@@ -223,10 +307,13 @@ def adapted_head(bundle: Bundle, labelled: Sequence[tuple[np.ndarray, str]]) -> 
     # the same reviews give the same head: a re-sort and the review's rebuild after it refit once
     reviews = hashlib.sha256(features.tobytes() + labels.tobytes()).hexdigest()
     key = (str(bundle.path), bundle.path.stat().st_mtime_ns if bundle.path.exists() else 0, reviews)
-    if key not in _adapted:
+    if key in _adapted:
+        return _adapted[key]
+    head = adapt_head(bundle.head, replay, features, labels)
+    if remember:
         _adapted.clear()
-        _adapted[key] = adapt_head(bundle.head, replay, features, labels)
-    return _adapted[key]
+        _adapted[key] = head
+    return head
 
 
 _adapted: dict[tuple[str, int, str], AdaptedHead | None] = {}

@@ -17,6 +17,8 @@ from sorter.files.journal import Journal
 from sorter.files.ledger import IN_PLACE, relocate
 from sorter.jobs.policy import Policy
 from sorter.jobs.rescore import rescore
+from sorter.jobs.stated import keep_stated
+from sorter.learn.estimate import PrecisionEstimate
 from sorter.learn.shift import UNLIKE_REASON
 from sorter.model.bundle import Bundle
 from sorter.usertypes import OpKind, RunMode, RunStatus
@@ -54,6 +56,8 @@ class ResortReport:
     """How many reviewed photos the head was refitted to (0: the bundle's head decided)."""
     shift: dict[str, object] | None = None
     """How the folder compares with the training photos, and how many photos stay held back."""
+    estimate: PrecisionEstimate | None = None
+    """The precision the folders should have, estimated from the user's reviews (None: too few)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +66,7 @@ class ResortReport:
             "calibrated_on_reviewed": self.calibrated_on,
             "head_adapted_on_reviewed": self.adapted_on,
             "shift": self.shift,
+            "estimate": None if self.estimate is None else self.estimate.to_json(),
             "moved": [{"from": str(a), "to": str(b)} for a, b in self.moved],
             "unchanged": self.unchanged,
             "reviewed_kept": self.reviewed,
@@ -85,6 +90,7 @@ def resort(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy 
         thresholds={c: round(float(t), 2) for c, t in zip(found.policy.classes, found.policy.thresholds, strict=True)},
         calibrated_on=found.calibrated_on,
         adapted_on=found.adapted.user_rows if found.adapted is not None else 0,
+        estimate=found.estimate,
     )
     if found.shift is not None:
         held_back = sum(1 for r in found.photos if r.reason == UNLIKE_REASON and not r.reviewed)
@@ -98,6 +104,8 @@ def resort(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy 
         else:
             report.unchanged += 1
     if not todo:
+        with Journal.open(output, create=False, lock=False) as journal:
+            keep_stated(output, journal, found.estimate)
         return report
     with Journal.open(output) as journal:
         run_id = journal.start_run(output, RunMode.RESORT, str(bundle.path), "features")
@@ -124,6 +132,7 @@ def resort(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy 
                     report.moved.append((r.path, landed.path))
         finally:
             journal.finish_run(run_id, RunStatus.FINISHED)
+        keep_stated(output, journal, found.estimate)
     if report.failed and not report.moved:
         raise SorterError(f"No photo could be re-sorted: {report.failed[0][1]}")
     return report

@@ -61,11 +61,12 @@ def resort_rest(output: Path, bundle: Bundle, db: Path) -> Done:
 
 
 def resort_sentence(report: ResortReport, bundle: Bundle) -> str:
-    """How many moved, or why none did."""
+    """How many moved, or why none did, and what the folders are now worth."""
+    worth = f" {report.estimate.sentence()}" if report.estimate is not None else ""
     if report.moved:
         return (
             f"Re-sorted: {_photos(len(report.moved))} moved to the folders your reviews suggest "
-            "(Undo in the main window takes it back)."
+            f"(Undo in the main window takes it back).{worth}"
         )
     why = (
         f"No photo moved: the {_photos(report.unchanged)} you have not reviewed are already where the model, "
@@ -78,7 +79,7 @@ def resort_sentence(report: ResortReport, bundle: Bundle) -> str:
         )
     if report.without_features:
         why += f" {_photos(report.without_features)} have no kept features and were left alone."
-    return why
+    return why + worth
 
 
 def undo_last_correction(output: Path, db: Path) -> Done:

@@ -28,6 +28,8 @@ from sorter.files.images import NEAR_DUPLICATE_BITS, dhash
 from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal
 from sorter.jobs.policy import NONE_OF_THESE
 from sorter.jobs.rescore import Rescored, rescore
+from sorter.jobs.stated import stated
+from sorter.learn.estimate import PrecisionEstimate
 from sorter.learn.shift import UNLIKE_REASON, FolderShift
 from sorter.model.bundle import Bundle
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
@@ -78,10 +80,17 @@ class ReviewQueue:
     """How many reviewed photos the model's head was adapted to in the re-score (0: not adapted)."""
     shift: FolderShift | None = None
     """How the folder compares with the model's training photos (None: not known)."""
+    estimate: PrecisionEstimate | None = None
+    """The precision the last re-sort stated for the folders, from the user's reviews (None: none
+    stated, too few reviews then, or the folders changed since; see :mod:`sorter.jobs.stated`)."""
 
 
-def unlike_note(queue: ReviewQueue) -> str:
-    """A sentence for the review, when the folder is unlike the model's training photos."""
+def folder_note(queue: ReviewQueue) -> str:
+    """A sentence for the review on how far the folder's folders can be believed: the precision
+    the last re-sort stated from the user's reviews, else whether the folder is unlike the
+    model's training photos."""
+    if queue.estimate is not None:
+        return queue.estimate.sentence() + " "
     if queue.shift is None or not queue.shift.shifted:
         return ""
     held = sum(len(i.paths) for i in queue.items if i.reason == UNLIKE_REASON)
@@ -147,20 +156,24 @@ def build_queue(
     own policy). Reads files: the GUI calls it off its thread."""
     adapted_on = 0
     shift = None
+    estimate = None
     with Journal.open(output, create=False, lock=False) as journal:
         placed = [p for p in journal.placements() if p.path.exists()]
+        last_stated = stated(output, journal)
     seen: dict[Path, QueueItem] = {p.path: QueueItem(p.path, p.label, p.confidence) for p in placed}
     shas: dict[Path, str] = {p.path: p.sha256 for p in placed}
     if bundle is not None and store is not None and not bundle.config.multi_label:
-        found = rescore(output, bundle, store, placements=placed)
+        # rebuilt after every click: it shows (and decides by) what the last re-sort stated
+        found = rescore(output, bundle, store, placements=placed, stated=last_stated, estimating=False)
         adapted_on = found.adapted.user_rows if found.adapted is not None else 0
         shift = found.shift
+        estimate = found.estimate
         for rank, r in enumerate(review_order(found.photos, found.features, spot_every=spot_every)):
             if r.path in seen:
                 seen[r.path] = scored_item(r, rank)
     ordered = in_queue_order(list(seen.values()))
     grouped = group_near_duplicates(ordered, kept_looks(output, shas))
-    return ReviewQueue(interleave_spot_checks(grouped, spot_every), adapted_on, shift)
+    return ReviewQueue(interleave_spot_checks(grouped, spot_every), adapted_on, shift, estimate)
 
 
 def scored_item(r: Rescored, rank: int) -> QueueItem:

@@ -1,0 +1,74 @@
+"""The precision estimate from the user's reviews (:mod:`sorter.learn.estimate`), on folders whose
+true calibration is known because their labels are drawn from it: the fitted temperature finds
+it, the stated precision matches what the sorted photos turn out to be, the bound is cautious and
+narrows with more reviews, and too few reviews state nothing. (The same estimate on real photos,
+through the re-sort, is in ``tests/jobs/test_estimate_resort.py`` and ``benchmarks/trust.py``.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sorter.learn.estimate import MIN_REVIEWS, estimate, retempered
+
+
+def _folder(n: int, true_ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` photos' probabilities (as the bundle states them) and labels drawn from the same
+    probabilities at ``true_ratio`` times the temperature: a model that much over-sure."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=6.0, size=(n, 7))
+    stated = retempered(np.exp(logits - logits.max(axis=1, keepdims=True)), 1.0)
+    truth = retempered(stated, true_ratio)
+    labels = np.array([rng.choice(7, p=p) for p in truth])
+    return stated, labels
+
+
+@pytest.mark.parametrize("true_ratio", [1.0, 2.5])
+def test_the_stated_precision_is_what_the_sorted_photos_turn_out_to_be(true_ratio: float) -> None:
+    reviews, review_labels = _folder(200, true_ratio, seed=1)
+    rest, rest_labels = _folder(3000, true_ratio, seed=2)
+    found = estimate(0.9, reviews, review_labels, rest)
+    assert found is not None
+    assert abs(found.ratio - true_ratio) / true_ratio < 0.3
+    chosen = found.sorts(rest)
+    assert chosen.sum() == found.sorted > 0
+    measured = float((rest[chosen].argmax(axis=1) == rest_labels[chosen]).mean())
+    assert abs(found.expected - measured) < 0.05
+    assert found.bound <= found.expected + 1e-9
+    assert measured >= 0.9 - 0.03, "the cut keeps to the target"
+
+
+def test_an_over_sure_model_sorts_fewer_photos_than_one_that_is_calibrated() -> None:
+    reviews, labels = _folder(100, 1.0, seed=3)
+    over, over_labels = _folder(100, 3.0, seed=3)
+    rest, _ = _folder(1000, 1.0, seed=4)
+    calibrated = estimate(0.95, reviews, labels, rest)
+    wary = estimate(0.95, over, over_labels, rest)
+    assert calibrated is not None and wary is not None
+    assert wary.ratio > calibrated.ratio * 1.8
+    assert wary.sorted < calibrated.sorted
+
+
+def test_more_reviews_narrow_the_bound_and_too_few_state_nothing() -> None:
+    reviews, labels = _folder(400, 2.0, seed=5)
+    rest, _ = _folder(1000, 2.0, seed=6)
+    assert estimate(0.9, reviews[: MIN_REVIEWS - 1], labels[: MIN_REVIEWS - 1], rest) is None
+    unknown = labels.copy()
+    unknown[:MIN_REVIEWS] = -1  # labels the model lacks do not count
+    assert estimate(0.9, reviews[: MIN_REVIEWS + 1], unknown[: MIN_REVIEWS + 1], rest) is None
+    few = estimate(0.9, reviews[:20], labels[:20], rest)
+    many = estimate(0.9, reviews, labels, rest)
+    assert few is not None and many is not None
+    assert few.ratio_bound / few.ratio > many.ratio_bound / many.ratio
+    assert few.sorted <= many.sorted + 30
+    assert few.more_reviews is not None, "a held-back folder says how many more reviews would help"
+    assert "review about" in few.sentence() and f"{few.sorted} photos sorted" in few.sentence()
+
+
+def test_a_target_out_of_reach_sorts_nothing_and_says_so() -> None:
+    reviews, labels = _folder(30, 6.0, seed=7)
+    rest, _ = _folder(200, 6.0, seed=8)
+    found = estimate(0.999, reviews, labels, rest)
+    assert found is not None and found.sorted == 0 and not found.sorts(rest).any()
+    assert "no photo here can be sorted" in found.sentence()
+    assert found.to_json()["expected_precision"] is None
