@@ -320,8 +320,8 @@ def cmd_resort(args: argparse.Namespace) -> int:
                 f"{'photo' if report.calibrated_on == 1 else 'photos'} you reviewed"
                 + (f"; thresholds now: {', '.join(changed)}." if changed else "; no threshold changed.")
             )
-        if report.estimate is not None:
-            print(report.estimate.sentence())
+        if report.worth():
+            print(report.worth())
         if report.without_features:
             print(
                 f"{report.without_features} photos have no stored features for this model and were left alone.",

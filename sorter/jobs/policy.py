@@ -82,6 +82,9 @@ class Policy:
             confidence cut that keeps to ``target`` (see :mod:`sorter.learn.estimate`): it replaces
             the validation thresholds and the hold-back of atypical photos, which were guesses made
             before the user's own photos could say.
+        doubted: classes whose confident photos the user's first reviews found wrong again and
+            again (see :func:`~sorter.learn.estimate.doubted_classes`): until there is an
+            estimate, their photos are held back, in a folder treated as shifted.
     """
 
     classes: tuple[str, ...]
@@ -92,6 +95,7 @@ class Policy:
     target: float | None = None
     typical_threshold: float | None = None
     estimate: PrecisionEstimate | None = None
+    doubted: frozenset[str] = frozenset()
 
     def under_shift(self, shifted: bool) -> Policy:
         """The policy for a folder unlike the training photos (``shifted``, see
@@ -100,6 +104,14 @@ class Policy:
         if not shifted or self.target is None or self.multi_label:
             return self
         return replace(self, typical_threshold=SHIFT_TYPICAL)
+
+    def doubting(self, classes: frozenset[str]) -> Policy:
+        """The policy for a folder whose first reviews found ``classes`` wrong when sure: the
+        folder's confidence is not the validation confidence, so it is treated as shifted and
+        those classes' photos wait for enough reviews to estimate it. A fixed threshold stays."""
+        if not classes or self.target is None or self.multi_label:
+            return self
+        return replace(self.under_shift(True), doubted=classes)
 
     def kept_to(self, estimate: PrecisionEstimate | None) -> Policy:
         """The policy that sorts by the precision estimated from the user's reviews (None: as before)."""
@@ -120,6 +132,11 @@ class Policy:
             return (self.other_folder,), NONE_OF_THESE
         if self.estimate is not None:
             return self._by_estimate(probs, self.estimate)
+        if self.classes[int(np.argmax(probs))] in self.doubted:
+            return (UNSURE_FOLDER,), (
+                f"your reviews found several photos sorted as {self.classes[int(np.argmax(probs))]} "
+                "that were not; it waits for more reviews"
+            )
         if (
             self.typical_threshold is not None
             and typical < self.typical_threshold

@@ -18,7 +18,7 @@ from sorter.files.ledger import IN_PLACE, relocate
 from sorter.jobs.policy import Policy
 from sorter.jobs.rescore import rescore
 from sorter.jobs.stated import keep_stated
-from sorter.learn.estimate import PrecisionEstimate
+from sorter.learn.estimate import MIN_REVIEWS, PrecisionEstimate
 from sorter.learn.shift import UNLIKE_REASON
 from sorter.model.bundle import Bundle
 from sorter.usertypes import OpKind, RunMode, RunStatus
@@ -58,6 +58,22 @@ class ResortReport:
     """How the folder compares with the training photos, and how many photos stay held back."""
     estimate: PrecisionEstimate | None = None
     """The precision the folders should have, estimated from the user's reviews (None: too few)."""
+    doubted: tuple[str, ...] = ()
+    """Classes held back because the first reviews found their confident photos wrong again and
+    again (see :meth:`sorter.jobs.policy.Policy.doubting`)."""
+
+    def worth(self) -> str:
+        """What the folders are now worth, in a sentence or two ("" when nothing is to be said)."""
+        said = []
+        if self.doubted:
+            names = ", ".join(self.doubted)
+            said.append(
+                f"Your reviews found several photos sorted as {names} that were not, so the others wait in "
+                f"_unsure until {MIN_REVIEWS} reviews can tell how far this folder can be trusted."
+            )
+        if self.estimate is not None:
+            said.append(self.estimate.sentence())
+        return " ".join(said)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +83,7 @@ class ResortReport:
             "head_adapted_on_reviewed": self.adapted_on,
             "shift": self.shift,
             "estimate": None if self.estimate is None else self.estimate.to_json(),
+            "doubted": list(self.doubted),
             "moved": [{"from": str(a), "to": str(b)} for a, b in self.moved],
             "unchanged": self.unchanged,
             "reviewed_kept": self.reviewed,
@@ -91,6 +108,7 @@ def resort(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy 
         calibrated_on=found.calibrated_on,
         adapted_on=found.adapted.user_rows if found.adapted is not None else 0,
         estimate=found.estimate,
+        doubted=tuple(sorted(found.policy.doubted)),
     )
     if found.shift is not None:
         held_back = sum(1 for r in found.photos if r.reason == UNLIKE_REASON and not r.reviewed)

@@ -62,7 +62,7 @@ def resort_rest(output: Path, bundle: Bundle, db: Path) -> Done:
 
 def resort_sentence(report: ResortReport, bundle: Bundle) -> str:
     """How many moved, or why none did, and what the folders are now worth."""
-    worth = f" {report.estimate.sentence()}" if report.estimate is not None else ""
+    worth = f" {report.worth()}" if report.worth() else ""
     if report.moved:
         return (
             f"Re-sorted: {_photos(len(report.moved))} moved to the folders your reviews suggest "

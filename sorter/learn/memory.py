@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sorter.learn.shift import DENSE_MARGIN, usual_closeness
 from sorter.model.bundle import Head
 from sorter.model.memory import ExemplarMemory, class_onehot, class_votes, log_probabilities, normalise_rows
 from sorter.model.scoring import score_features
@@ -22,33 +23,21 @@ NEAR_DUPLICATE_VOTE = 5.0
 (log units), so its crops and mirror images follow the user's label against a confident head."""
 MAX_VALID_DROP = 0.005
 """A memory may cost at most this much accuracy on the original validation photos."""
-DENSE_MARGIN = 0.05
 FAINT_VOTE = 0.1
 """In a folder whose photos all lie close together (sketches: the median photo is at cosine 0.83
 from a reviewed one, a near-duplicate's distance elsewhere), a reviewed photo's vote at the
-folder's median closeness plus :data:`DENSE_MARGIN` is at most this (log units): closeness that
-every photo there has says nothing about its label (measured in docs/PERFORMANCE.md)."""
-
-
-SAME_PHOTO_COSINE = 0.999
-"""Closer than this to a reviewed photo is that photo (or a byte-for-byte copy of it)."""
+folder's usual closeness plus :data:`~sorter.learn.shift.DENSE_MARGIN` is at most this (log
+units): closeness that every photo there has says nothing about its label (measured in
+docs/PERFORMANCE.md)."""
 
 
 def sharpened_for(memory: ExemplarMemory, reviewed: np.ndarray, folder: np.ndarray) -> ExemplarMemory:
     """``memory`` with its reach narrowed, when needed, so that the user's ``reviewed`` photos
-    vote only for photos of ``folder`` closer to them than the folder's photos usually are; a
-    folder of ordinary spread keeps it as it is."""
-    if len(reviewed) == 0 or len(folder) == 0:
+    vote only for photos of ``folder`` closer to them than the folder's photos usually are
+    (:func:`~sorter.learn.shift.usual_closeness`); a folder of ordinary spread keeps it as it is."""
+    usual = usual_closeness(reviewed, folder)
+    if usual is None:
         return memory
-    unit_r = reviewed / np.linalg.norm(reviewed, axis=1, keepdims=True).clip(min=1e-6)
-    unit_f = folder / np.linalg.norm(folder, axis=1, keepdims=True).clip(min=1e-6)
-    closest = np.empty(len(unit_f), dtype=np.float32)
-    for start in range(0, len(unit_f), 1024):  # a folder of thousands stays small
-        closest[start : start + 1024] = (unit_f[start : start + 1024] @ unit_r.T).max(axis=1)
-    others = closest[closest < SAME_PHOTO_COSINE]  # the reviewed photos themselves say nothing
-    if len(others) == 0:
-        return memory
-    usual = float(np.median(others))
     beta = float(np.log(memory.alpha / FAINT_VOTE) / max(1e-3, 1.0 - usual - DENSE_MARGIN))
     if beta <= memory.beta:
         return memory

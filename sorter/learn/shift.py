@@ -62,6 +62,28 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return out
 
 
+SAME_PHOTO_COSINE = 0.999
+"""Closer than this to a reviewed photo is that photo (or a byte-for-byte copy of it)."""
+DENSE_MARGIN = 0.05
+"""In a folder whose photos all lie close together, closeness to a reviewed photo counts only
+beyond the folder's usual closeness plus this margin (see :func:`usual_closeness`)."""
+
+
+def usual_closeness(reviewed: np.ndarray, folder: np.ndarray) -> float | None:
+    """The median, over the photos of ``folder`` not reviewed, of the cosine to the nearest of
+    the user's ``reviewed`` photos (None: nothing to compare). In most folders it is low; in one
+    whose photos all lie close together (sketches: 0.83, a near-duplicate's distance elsewhere)
+    being that close to a reviewed photo says nothing about a photo's label or look."""
+    if len(reviewed) == 0 or len(folder) == 0:
+        return None
+    unit_r, unit_f = _unit(reviewed), _unit(folder)
+    closest = np.empty(len(unit_f), dtype=np.float32)
+    for start in range(0, len(unit_f), 1024):  # a folder of thousands stays small
+        closest[start : start + 1024] = (unit_f[start : start + 1024] @ unit_r.T).max(axis=1)
+    others = closest[closest < SAME_PHOTO_COSINE]  # the reviewed photos themselves say nothing
+    return float(np.median(others)) if len(others) else None
+
+
 @dataclass(frozen=True)
 class TypicalityIndex:
     """Per class, the training photos' features (unit rows) and the validation photos' scores
@@ -78,6 +100,8 @@ class TypicalityIndex:
     """Per class, the validation photos' cosine to their nearest training photo, sorted."""
     taught: dict[int, np.ndarray] = field(default_factory=dict)
     """The user's reviewed photos per class (see :meth:`taught_by`)."""
+    taught_floor: float = -1.0
+    """Closeness to a reviewed photo counts only above this (see :meth:`taught_by`)."""
 
     @classmethod
     def from_replay(cls, replay: Replay) -> TypicalityIndex | None:
@@ -97,11 +121,16 @@ class TypicalityIndex:
                 nearest[int(c)] = np.sort(_knn(theirs, mine, k=1))
         return cls(rows, reference, train, np.sort(_knn(valid, train)), nearest)
 
-    def taught_by(self, features: np.ndarray, labels: np.ndarray) -> TypicalityIndex:
+    def taught_by(self, features: np.ndarray, labels: np.ndarray, folder: np.ndarray | None = None) -> TypicalityIndex:
         """The same index with the user's reviewed photos (``features``, class indices ``labels``;
-        -1 for a class the model lacks) taught: see :meth:`typicality`."""
+        -1 for a class the model lacks) taught: see :meth:`typicality`. In a ``folder`` whose
+        photos all lie close to a reviewed one, only those clearly closer than that are taught
+        (see :func:`usual_closeness`)."""
         unit = _unit(features)
-        return replace(self, taught={c: unit[labels == c] for c in self.rows if (labels == c).any()})
+        usual = usual_closeness(features, folder) if folder is not None else None
+        floor = -1.0 if usual is None else usual + DENSE_MARGIN
+        taught = {c: unit[labels == c] for c in self.rows if (labels == c).any()}
+        return replace(self, taught=taught, taught_floor=floor)
 
     def typicality(self, features: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
         """(N,) percentiles in [0, 1]: the share of validation photos less typical than each,
@@ -120,8 +149,9 @@ class TypicalityIndex:
                 # as close to a photo the user labelled as a new photo of the source is to its
                 # nearest training photo: typical of what the user has taught the model
                 near = self.nearest_reference[int(c)]
-                close = np.searchsorted(near, _knn(unit[mask], self.taught[int(c)], k=1), side="right") / len(near)
-                out[mask] = np.maximum(out[mask], close)
+                nearest = _knn(unit[mask], self.taught[int(c)], k=1)
+                close = np.searchsorted(near, nearest, side="right") / len(near)
+                out[mask] = np.maximum(out[mask], np.where(nearest > self.taught_floor, close, 0.0))
         return out
 
 
