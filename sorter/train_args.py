@@ -42,8 +42,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         type=parse_budget,
         default=None,
         help="time training may take, e.g. 5m (the default on a CPU): after the default network, a stronger one "
-        "(EfficientNet-Lite1) trains if the time left allows, and is kept unless the validation photos say it is "
-        "worse; 0: the default network alone. A GPU trains the stronger one at once.",
+        "(EfficientNet-Lite1) trains if the time left allows, then the whole network is fine-tuned for the time "
+        "still left; each is kept unless the validation photos say it is worse beyond chance; 0: the default "
+        "network alone. A GPU trains the stronger one at once.",
     )
     parser.add_argument(
         "--tail-epochs",
@@ -57,7 +58,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CATEGORY",
         help="photos where a face is prominent go to this category (a face detector beside the classifier)",
     )
-    parser.add_argument("--fine-tune-epochs", type=int, default=0, help="unfrozen epochs (slow on CPU)")
+    parser.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        default=0,
+        help="fine-tune the whole network for exactly N epochs, whatever the budget (slow on a CPU)",
+    )
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the head's loss")
     parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha for the head fit on features (0: off)")
     parser.add_argument("--size", type=int, default=None, help="input size (default 224; 240 for Lite1)")

@@ -140,8 +140,9 @@ class TrainDialog(QDialog):
         self.budget.setSuffix(" min")
         self.budget.setSpecialValueText("none: the default network alone")
         self.budget.setToolTip(
-            "After the default network, a stronger one trains if the time left allows, and is kept unless it "
-            "sorts the validation photos worse. A GPU trains the stronger one at once."
+            "After the default network, a stronger one trains if the time left allows, then the whole network is "
+            "fine-tuned for the time still left; each is kept unless it sorts the validation photos worse beyond "
+            "chance. A GPU trains the stronger one at once."
         )
         form.addRow("Time budget:", self.budget)
         layout.addLayout(form)
@@ -215,7 +216,8 @@ class TrainDialog(QDialog):
                 device = resolve_device("auto")
                 on_cpu = device.type == "cpu"
                 # the CLI's recipe: the default body then the stronger one within the budget on a
-                # CPU; the stronger one at once on a GPU; the default body alone without a budget
+                # CPU, the stronger one at once on a GPU, then the fine-tune; the default body
+                # alone without a budget
                 strong = not on_cpu and budget_s > 0
                 settings = TrainSettings(
                     epochs=epochs,
@@ -223,6 +225,7 @@ class TrainDialog(QDialog):
                     architecture=STRONGER[0] if strong else "efficientnet_lite0",
                     size=STRONGER[1] if strong else 224,
                     ladder=on_cpu and budget_s > 0,
+                    fine_tune_budget=budget_s > 0,
                     budget_s=budget_s if on_cpu and budget_s > 0 else None,
                 )
                 trained = fit_and_export(
@@ -352,6 +355,7 @@ STEP_NAMES = {
     "head": "the default network (EfficientNet-Lite0)",
     "tail": "its last blocks trained too",
     "lite1@240": "the stronger network (EfficientNet-Lite1)",
+    "fine-tune": "the network fine-tuned on your photos",
 }
 
 

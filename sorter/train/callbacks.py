@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 from fastai.callback.core import Callback
+from torch import nn
 
 from sorter.train.recipe import CHOICE, ProgressFn, TrainProgress
 
@@ -41,6 +42,27 @@ class Report(Callback):
                 numbers[2] if len(numbers) > 2 else None,
             )
         )
+
+
+class FrozenBatchNorm(Callback):
+    """Keeps every batch-norm layer in evaluation mode while the body trains.
+
+    fastai puts the whole model in training mode each epoch, so batch norm replaces the
+    ImageNet statistics with those of a user's small augmented batches; sorting then sees clean
+    photos through statistics they do not have. Freezing them is the usual remedy for small data
+    (Keras' EfficientNet transfer guide does the same)."""
+
+    order = 1
+
+    def before_train(self) -> None:
+        freeze_batch_norm(self.model)
+
+
+def freeze_batch_norm(model: nn.Module) -> None:
+    """Every batch-norm layer of ``model`` to evaluation mode: its statistics stay as they are."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
 
 
 def note(progress: ProgressFn | None, text: str) -> None:

@@ -2,8 +2,8 @@
 
 Phase 1 runs the frozen body once per augmented view of each training photo and caches the
 pooled features; the head is then fitted on those features with fastai's one-cycle schedule in
-seconds. Phase 2 (optional, ``fine_tune_epochs``) unfreezes the body with discriminative learning
-rates. fastai receives our own ``nn.Module`` with a splitter, so the exported ``state_dict`` loads
+seconds. The whole network's fine-tune is a step of its own (:mod:`sorter.train.finetune`), after
+the bodies are chosen. fastai receives our own ``nn.Module`` with a splitter, so the exported ``state_dict`` loads
 without fastai. The recipe is :mod:`sorter.train.recipe`, the features :mod:`sorter.train.features`.
 """
 
@@ -26,7 +26,6 @@ from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 from fastai.metrics import accuracy, accuracy_multi
-from fastai.torch_core import params
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -36,7 +35,7 @@ from sorter.model.architecture import SorterNet, load_body_weights
 from sorter.model.bundle import save_bundle
 from sorter.model.config import BundleConfig
 from sorter.train.callbacks import Report
-from sorter.train.features import FeatureSet, build_dataloaders, extract_features
+from sorter.train.features import FeatureSet, extract_features
 from sorter.train.recipe import Attempt, ProgressFn, TrainSettings
 from sorter.train.tail import fit_tail, pooled_set, prepare_tail, right_of
 
@@ -65,7 +64,8 @@ def initial_bundle(data: LabelledData, settings: TrainSettings, path: Path) -> P
     return save_bundle(path, model, config, overwrite=True)
 
 
-def _targets(samples: Sequence[Sample], idx: list[int], config: BundleConfig) -> torch.Tensor:
+def targets(samples: Sequence[Sample], idx: list[int], config: BundleConfig) -> torch.Tensor:
+    """The labels of ``samples[idx]`` as the loss wants them: class indices, or multi-hot rows."""
     index = {c: i for i, c in enumerate(config.classes)}
     if config.multi_label:
         y = torch.zeros(len(idx), len(config.classes))
@@ -84,12 +84,16 @@ class TrainResult:
     feature_seconds: float
     head_seconds: float
     fine_tune_seconds: float
+    """Time the kept fine-tune took (:mod:`sorter.train.finetune`); 0 without one."""
     lr: float
     features: FeatureSet | None = None
     """The clean features of validation and memory photos (None after a fine-tune changed the body)."""
     computed_features: int = 0
     attempts: list[Attempt] = field(default_factory=list)
     """What the run tried, in order, and which one it kept."""
+    valid_right: torch.Tensor | None = None
+    """Which validation photos the kept step gets right (single-label): the budget compares two
+    bodies photo by photo on these (:mod:`sorter.train.ladder`)."""
 
     @property
     def recipe(self) -> str:
@@ -149,7 +153,7 @@ def train(
         feature_set = extract_features(
             model, data.samples, train_idx, clean_idx, config, settings, device, feature_cache, progress
         )
-    yt_one = _targets(data.samples, train_idx, config)
+    yt_one = targets(data.samples, train_idx, config)
     xt = feature_set.train
     views = max(1, settings.views)  # 0: one clean row per photo
     yt = yt_one.repeat(views, *([1] * (yt_one.dim() - 1)))
@@ -166,7 +170,7 @@ def train(
             xt = torch.cat([xt, xt[rows]])
             yt = torch.cat([yt, yt[rows]])
     xv = torch.stack([feature_set.clean[i] for i in valid_idx]).float()
-    yv = _targets(data.samples, valid_idx, config)
+    yv = targets(data.samples, valid_idx, config)
     feature_seconds = time.perf_counter() - t0
     # Phase 2: fit the head on the cached features with fastai.
     t1 = time.perf_counter()
@@ -203,6 +207,7 @@ def train(
     if head_right is not None:
         head_accuracy = float(head_right.float().mean()) if len(head_right) else 0.0
     attempts.append(Attempt("head", head_accuracy, time.perf_counter() - started, kept=True))
+    valid_right = head_right
     if tail is not None and kept_input is not None and head_right is not None:
         tuned = fit_tail(
             tail,
@@ -219,31 +224,11 @@ def train(
             scratch.name,
             attempts,
         )
-        if tuned:
+        if tuned is not None:
+            valid_right = tuned
             # the body changed: what the bundle keeps (replay, statistics, memory) is pooled anew
             feature_set = pooled_set(tail, kept_input, clean_idx, computed=feature_set.computed)
 
-    # Phase 3 (optional): unfreeze the body, discriminative learning rates via the splitter.
-    t2 = time.perf_counter()
-    if settings.fine_tune_epochs > 0:
-        dls = build_dataloaders(data.samples, train_idx, valid_idx, config, settings, device)
-        learn = Learner(
-            dls,
-            model,
-            loss_func=loss,
-            metrics=metric,
-            cbs=[Report(progress, "fine-tune")],
-            splitter=lambda m: [params(m.body), params(m.head)],
-            path=scratch.name,
-        )
-        if device.type == "cuda":
-            learn = learn.to_fp16()
-        with learn.no_bar(), learn.no_logging():
-            learn.unfreeze()
-            learn.fit_one_cycle(settings.fine_tune_epochs, lr_max=slice(lr / 100, lr / 10))
-        if device.type == "cuda":
-            learn = learn.to_fp32()
-    fine_tune_seconds = time.perf_counter() - t2
     scratch.cleanup()
 
     model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
@@ -253,11 +238,12 @@ def train(
         seconds=time.perf_counter() - started,
         feature_seconds=feature_seconds,
         head_seconds=head_seconds,
-        fine_tune_seconds=fine_tune_seconds,
+        fine_tune_seconds=0.0,
         lr=float(lr),
-        features=feature_set if settings.fine_tune_epochs == 0 else None,
+        features=feature_set,
         computed_features=feature_set.computed,
         attempts=attempts,
+        valid_right=valid_right,
     )
 
 

@@ -65,7 +65,11 @@ class TrainSettings:
     """Augmented views of each training photo whose features are cached; 0: the clean view only,
     no augmentation (what ``sorter train --cluster`` computes on a cluster)."""
     fine_tune_epochs: int = 0
-    """Unfrozen epochs over the images (slow on a CPU)."""
+    """Epochs of the whole network over the images, asked for whatever the budget
+    (:mod:`sorter.train.finetune`; slow on a CPU). 0: none asked."""
+    fine_tune_budget: bool = False
+    """After the bodies are chosen, fine-tune the whole network for as many epochs as the budget
+    leaves (up to :data:`sorter.train.finetune.EPOCHS`); kept unless validation says worse."""
     tail_epochs: int = 0
     """Epochs training the body's last blocks on their kept input after the head
     (:mod:`sorter.train.tail`); kept only if it wins on the validation photos. 0: the head alone."""

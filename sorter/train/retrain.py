@@ -143,7 +143,8 @@ def retrain(
         # the replay holds one view of each photo: as many head steps as all its views gave
         epochs=int(facts.get("epochs", 12)) * (max(1, int(facts.get("views", 3))) if replay is not None else 1),
         views=1 if replay is not None else int(facts.get("views", 3)),
-        fine_tune_epochs=int(facts.get("fine_tune_epochs", 0)),
+        # the body is kept, fine-tuned or not: a retrain refits the head (seconds, not minutes)
+        fine_tune_epochs=0,
         seed=seed,
         device=device,
         mean=old.config.mean,

@@ -204,11 +204,11 @@ def fit_tail(
     progress: ProgressFn | None,
     scratch: str,
     attempts: list[Attempt],
-) -> bool:
+) -> torch.Tensor | None:
     """Train the tail for as many epochs as the budget leaves; keep it only if it beats the head
     alone on the validation photos by more than chance (:func:`wins`); the body and head are
     restored otherwise. ``head_right``: which validation photos the head alone gets right.
-    True: kept."""
+    Returns which validation photos the kept tail gets right, or None when it is not kept."""
     xt, clean = kept_input
     xv = torch.stack([clean[i] for i in valid_idx])
     head_accuracy = float(head_right.float().mean())
@@ -221,7 +221,7 @@ def fit_tail(
         why = f"not tried: an epoch takes about {epoch_s:.0f} s and {max(0.0, left):.0f} s of the budget were left"
         attempts.append(Attempt("tail", None, time.perf_counter() - started, kept=False, note=why))
         note(progress, f"Training the last blocks was {why}.")
-        return False
+        return None
     note(progress, f"Training the last blocks of the network: {epochs} epochs of about {epoch_s:.0f} s.")
     saved = {k: v.detach().clone() for k, v in tail.state_dict().items()}
     dls = DataLoaders.from_dsets(
@@ -254,4 +254,4 @@ def fit_tail(
         f"Last blocks trained: validation accuracy {tail_accuracy:.1%} against {head_accuracy:.1%} "
         f"for the head alone; {verdict}.",
     )
-    return kept
+    return tail_right if kept else None

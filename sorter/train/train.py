@@ -37,6 +37,7 @@ from sorter.model.replay import Replay
 from sorter.model.scoring import score_features
 from sorter.train.engine import TrainResult, train
 from sorter.train.features import sample_sha
+from sorter.train.finetune import fine_tune_step
 from sorter.train.ladder import STRONGER, climb
 from sorter.train.recipe import ProgressFn, TrainSettings
 from sorter.train_args import DEFAULT_BUDGET_S, add_train_arguments
@@ -104,6 +105,11 @@ def fit_and_export(
         result = train_step(settings)
         if settings.ladder and init_state is None:
             result = climb(result, settings, started, train_step, progress)
+        if (settings.fine_tune_epochs > 0 or settings.fine_tune_budget) and init_state is None:
+            with tempfile.TemporaryDirectory(prefix="sorter-fine-tune-") as scratch:
+                result = fine_tune_step(
+                    result, data, train_idx, valid_idx, memory_idx or [], settings, started, progress, scratch
+                )
     finally:
         if cache is not None:
             cache.close()
@@ -253,7 +259,9 @@ def _statistics(
         return None, {}
     index = {c: i for i, c in enumerate(result.config.classes)}
     k = len(result.config.classes)
-    train_labels = np.array([index[data.samples[i].labels[0]] for i in train_idx] * max(1, settings.views))
+    # as many rows a photo as the features have views (a fine-tune computes one view again)
+    views = len(result.features.train) // max(1, len(train_idx))
+    train_labels = np.array([index[data.samples[i].labels[0]] for i in train_idx] * views)
     means = class_means(result.features.train.numpy(), train_labels, k)
     xv = np.stack([result.features.clean[i].numpy() for i in valid_idx])
     yv = np.array([index[data.samples[i].labels[0]] for i in valid_idx])
@@ -308,7 +316,9 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
     head on the default body first, then on the stronger one if the time left allows
     (:mod:`sorter.train.ladder`); a GPU trains the stronger one at once. ``--quick``,
     ``--budget 0``, cluster features and a chosen ``--arch``, ``--size`` or ``--weights`` train
-    that one body alone. ``--tail-epochs`` adds the last blocks (:mod:`sorter.train.tail`)."""
+    that one body alone. ``--tail-epochs`` adds the last blocks (:mod:`sorter.train.tail`). Then,
+    within the budget (or at once on a GPU), the whole network is fine-tuned
+    (:mod:`sorter.train.finetune`) unless the run is plain."""
     from sorter.model.classifier import resolve_device
 
     device = resolve_device(args.device)
@@ -333,6 +343,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         device=str(device),
         tail_epochs=0 if plain else getattr(args, "tail_epochs", 0),
         ladder=not plain and not chosen and device.type == "cpu",
+        fine_tune_budget=not plain and not args.fine_tune_epochs,
         people_folder=getattr(args, "people", None),
         budget_s=None if plain else budget,
     )
