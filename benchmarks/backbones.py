@@ -84,8 +84,6 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--views", type=int, default=3)
-    parser.add_argument("--label-smoothing", type=float, default=0.0)
-    parser.add_argument("--mixup", type=float, default=0.0)
     parser.add_argument("--fine-tune-epochs", type=int, default=0)
     parser.add_argument("--no-speed", action="store_true", help="skip the 12 MP sorting rate")
     args = parser.parse_args()
@@ -105,8 +103,6 @@ def main() -> None:
                 architecture=f"efficientnet_{arch}",
                 size=int(size),
                 views=args.views,
-                label_smoothing=args.label_smoothing,
-                mixup=args.mixup,
                 fine_tune_epochs=args.fine_tune_epochs,
             )
             row: dict[str, float] = {}

@@ -52,8 +52,9 @@ from sorter.files.corrections import CorrectionStore, confirm, correct
 from sorter.files.journal import Journal
 from sorter.jobs.policy import NONE_OF_THESE, policy_for
 from sorter.jobs.rescore import rescore
-from sorter.jobs.review_queue import SPOT_EVERY, build_queue, photos_in_order
+from sorter.jobs.review_queue import build_queue, photos_in_order
 from sorter.jobs.sorting import SortOptions, sort_folder
+from sorter.knobs import DEFAULT, overridden
 from sorter.learn.datasets import LabelledData, Sample, load_data
 from sorter.model.bundle import load_bundle
 from sorter.model.classifier import Classifier
@@ -121,7 +122,7 @@ def run_split(
     root: Path,
     do_retrain: bool = True,
     spot: float = 0.0,
-    spot_every: tuple[int, ...] = (SPOT_EVERY,),
+    spot_every: tuple[int, ...] = (DEFAULT.spot_every,),
     replay: bool = False,
 ) -> list[tuple[object, ...]]:
     train_samples, user_samples = make_split(name, n_user)
@@ -152,8 +153,8 @@ def run_split(
         for _ in job:
             pass
         # the review dialog's queue, with its spot checks (one in `every`; 0: none)
-        with CorrectionStore(store_path) as store:
-            queue = build_queue(out, load_bundle(trained.path), store, spot_every=every)
+        with CorrectionStore(store_path) as store, overridden(spot_every=every):
+            queue = build_queue(out, load_bundle(trained.path), store)
         with Journal.open(out, create=False, lock=False) as journal:
             by_path = {p.path: p for p in journal.placements()}
         ops = [by_path[p] for p in photos_in_order(queue)]
@@ -178,7 +179,8 @@ def run_split(
             before = top1(np.stack([p.probs for p in classifier.classify(rest_src, lambda p: p)]), classes, rest_truth)
             found = rescore(out, bundle, store)  # as the review does: the head adapted to the reviews
             by_sha = {r.placement.sha256: r for r in found.photos}
-            memory_only = {r.placement.sha256: r for r in rescore(out, bundle, store, adapt=False).photos}
+            with overridden(adapt=False):
+                memory_only = {r.placement.sha256: r for r in rescore(out, bundle, store).photos}
             head = found.adapted
             adapted = (
                 f"head on {head.user_rows}, valid {head.valid_before:.1%}->{head.valid_after:.1%}"
@@ -274,7 +276,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--spot-every",
-        default=str(SPOT_EVERY),
+        default=str(DEFAULT.spot_every),
         help="queues to compare: one spot check in every K photos of the dialog's queue (0: none), e.g. 0,4",
     )
     parser.add_argument(

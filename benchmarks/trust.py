@@ -52,8 +52,9 @@ from sorter.jobs.rescore import Rescored, Rescoring, rescore  # noqa: E402
 from sorter.jobs.resort import resort  # noqa: E402
 from sorter.jobs.review_queue import build_queue, photos_in_order  # noqa: E402
 from sorter.jobs.sorting import SortOptions, sort_folder  # noqa: E402
-from sorter.learn import shift as shifts  # noqa: E402
+from sorter.knobs import DEFAULT, overridden  # noqa: E402
 from sorter.learn.datasets import LabelledData, Sample, load_data  # noqa: E402
+from sorter.learn.evidence import gather  # noqa: E402
 from sorter.learn.shift import TypicalityIndex, folder_shift  # noqa: E402
 from sorter.model.bundle import load_bundle  # noqa: E402
 from sorter.model.classifier import Classifier  # noqa: E402
@@ -216,15 +217,14 @@ def furniture_valid(target: float = 0.97) -> Row:
     index = TypicalityIndex.from_replay(replay)
     assert index is not None
     scored = score(bundle, feats, bundle.memory)
-    typical = index.typicality(feats, scored.probs.argmax(axis=1))
-    shift = folder_shift(typical)
+    evidence = gather(bundle.config, scored.probs, scored.fit, feats, None, index)
+    assert evidence.untaught is not None
+    shift = folder_shift(evidence.untaught)
     policy = policy_for(bundle.config, precision=target).under_shift(shift.shifted)
-    decided = [
-        policy.decide(p, float(f), float(t))[0][0] for p, f, t in zip(scored.probs, scored.fit, typical, strict=True)
-    ]
+    decided = [policy.decide(*evidence.row(i))[0][0] for i in range(len(evidence))]
     classes = bundle.config.classes
     placed = [(d, classes[y]) for d, y in zip(decided, labels, strict=True) if d not in NOT_SORTED]
-    accuracy = float((scored.probs.argmax(1) == labels).mean())
+    accuracy = float((evidence.probs.argmax(1) == labels).mean())
     return Row(
         f"furniture-valid@{target:.0%}",
         0,
@@ -243,12 +243,34 @@ def main() -> None:
     parser.add_argument("--n", default="10,30,60")
     parser.add_argument("--work", help="keeps trained models between runs (default: a temporary folder)")
     parser.add_argument("--plot", help="write a precision-coverage plot here (PNG)")
-    parser.add_argument("--adapt-after", type=int, help="variant: reviews of a shifted folder before the head adapts")
+    parser.add_argument(
+        "--knob",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="variant: decide with a constant of sorter.knobs.Knobs changed, e.g. adapt_after=10 (repeatable)",
+    )
     args = parser.parse_args()
+    changes = {name: _knob(name, value) for name, value in (k.split("=", 1) for k in args.knob)}
+    with overridden(**changes) as tuned:
+        if changes:
+            print(f"variant: {changes}", flush=True)
+        print(f"head adapts in a shifted folder after {tuned.adapt_after} reviews", flush=True)
+        _run(args)
+
+
+def _knob(name: str, value: str) -> object:
+    """A knob's value from the command line, in the type of its default."""
+    default = getattr(DEFAULT, name)
+    if isinstance(default, bool):
+        return value.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, tuple):
+        return tuple(type(default[0])(v) for v in value.split(","))
+    return type(default)(value)
+
+
+def _run(args: argparse.Namespace) -> None:
     ns = [int(x) for x in args.n.split(",")]
-    if args.adapt_after is not None:
-        shifts.ADAPT_AFTER = args.adapt_after
-    print(f"head adapts in a shifted folder after {shifts.ADAPT_AFTER} reviews", flush=True)
     pairs = args.pairs.split(",")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sorter-trust-"))
     work.mkdir(parents=True, exist_ok=True)

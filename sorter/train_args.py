@@ -64,8 +64,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="fine-tune the whole network for exactly N epochs, whatever the budget (slow on a CPU)",
     )
-    parser.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the head's loss")
-    parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha for the head fit on features (0: off)")
     parser.add_argument("--size", type=int, default=None, help="input size (default 224; 240 for Lite1)")
     parser.add_argument("--valid-pct", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from sorter.learn import shift
+from sorter.knobs import knobs
 from sorter.learn.estimate import PrecisionEstimate, retempered
-from sorter.learn.shift import SHIFT_TYPICAL, UNLIKE_REASON
+from sorter.learn.shift import UNLIKE_REASON
 from sorter.model.calibration import DEFAULT_PRECISION, Calibration
 from sorter.model.config import BundleConfig
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
@@ -103,7 +103,7 @@ class Policy:
         photos, so they are held back. A fixed threshold is the user's own call and stays."""
         if not shifted or self.target is None or self.multi_label:
             return self
-        return replace(self, typical_threshold=SHIFT_TYPICAL)
+        return replace(self, typical_threshold=knobs().shift_typical)
 
     def doubting(self, classes: frozenset[str]) -> Policy:
         """The policy for a folder whose first reviews found ``classes`` wrong when sure: the
@@ -140,7 +140,7 @@ class Policy:
         if (
             self.typical_threshold is not None
             and typical < self.typical_threshold
-            and float(probs.max()) < shift.ATYPICAL_FLOOR
+            and float(probs.max()) < knobs().atypical_floor
         ):
             return (UNSURE_FOLDER,), UNLIKE_REASON
         if self.multi_label:

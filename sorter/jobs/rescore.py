@@ -22,16 +22,17 @@ from sorter.files.corrections import CORRECTION, Correction, CorrectionStore
 from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal, Placement
 from sorter.jobs.policy import Choices, Policy
+from sorter.knobs import knobs
 from sorter.learn import estimate as estimates
-from sorter.learn import shift as shifts
 from sorter.learn.adapt import AdaptedHead, adapt_head
 from sorter.learn.estimate import PrecisionEstimate
+from sorter.learn.evidence import gather
 from sorter.learn.memory import sharpened_for
 from sorter.learn.recalibration import recalibrate, since_made
 from sorter.learn.shift import FolderShift, TypicalityIndex, folder_shift
 from sorter.model.bundle import Bundle
 from sorter.model.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory
-from sorter.model.people import DETECTOR_NAME, vouched
+from sorter.model.people import DETECTOR_NAME
 from sorter.model.replay import Replay
 from sorter.model.scoring import score
 
@@ -111,15 +112,14 @@ def rescore(
     bundle: Bundle,
     store: CorrectionStore,
     policy: Policy | None = None,
-    adapt: bool = True,
     placements: list[Placement] | None = None,
     stated: PrecisionEstimate | None = None,
     estimating: bool = True,
 ) -> Rescoring:
     """Score every photo still in ``output`` again from its cached features, deciding folders
     with ``policy`` (default: the one the folder was sorted with, see :func:`sorted_with`),
-    recalibrated on the photos the user reviewed there (see :func:`recalibrate`). With
-    ``adapt``, the head is first refitted to the reviewed photos (:func:`adapted_head`).
+    recalibrated on the photos the user reviewed there (see :func:`recalibrate`), the head first
+    refitted to the reviewed photos (:func:`adapted_head`; unless the knob ``adapt`` is off).
     ``placements``: the folder's photos that are there, when the caller has just read them.
     Without ``estimating``, the precision is not estimated from the reviews (a second or more;
     see :mod:`sorter.learn.estimate`), and folders are decided by what the last re-sort
@@ -127,6 +127,7 @@ def rescore(
     """
     if bundle.config.multi_label:
         raise UsageError("Re-sorting is for single-label models; this model gives several labels per photo.")
+    tuned = knobs()
     output = output.expanduser().resolve()
     with Journal.open(output, create=False, lock=False) as journal:
         placed = placements if placements is not None else [p for p in journal.placements() if p.path.is_file()]
@@ -150,27 +151,26 @@ def rescore(
     known = [p for p in placed if (p.sha256, CLEAN_VIEW) in found]
     missing = len(placed) - len(known)
     if not known:
-        return Rescoring([], empty, missing, policy, 0, adapted_head(bundle, user) if adapt else None)
+        return Rescoring([], empty, missing, policy, 0, adapted_head(bundle, user) if tuned.adapt else None)
     feats = np.stack([found[(p.sha256, CLEAN_VIEW)] for p in known])
     memory = _sharpened(memory, user, feats)
     # a photo sorted before faces were kept counts as showing none
     faces = np.array([kept_faces.get(p.sha256, 0.0) for p in known], dtype=np.float32) if kept_faces else None
-    scored = score(bundle, feats, memory, faces=faces)
+    scored = score(bundle, feats, memory)
     index = _kept(bundle).index
     # the folder against the training photos alone, as the bundle's own head sees it
-    shift = folder_shift(index.typicality(feats, scored.probs.argmax(axis=1))) if index is not None else None
+    evidence = gather(bundle.config, scored.probs, scored.fit, feats, faces, index)
+    shift = folder_shift(evidence.untaught) if evidence.untaught is not None else None
     shifted = shift is not None and shift.shifted
     # in a folder unlike the training photos a handful of reviews bends the head the wrong way
-    head = adapted_head(bundle, user) if adapt and (not shifted or len(user) >= shifts.ADAPT_AFTER) else None
+    head = adapted_head(bundle, user) if tuned.adapt and (not shifted or len(user) >= tuned.adapt_after) else None
     if head is not None:
-        scored = score(bundle, feats, memory, head, faces)
+        scored = score(bundle, feats, memory, head)
     # in a shifted folder a few reviews do not yet say which photos are like them (sketches: ten
     # released photos that were 81 % right); from MIN_REVIEWS on, the estimate keeps the promise
-    teaching = user if not shifted or len(user) >= estimates.MIN_REVIEWS else []
-    typical = _typicality(bundle, index, feats, scored.probs.argmax(axis=1), teaching)
-    hit = vouched(faces, bundle.config.people)
-    if hit is not None:
-        typical = np.where(hit, np.float32(1.0), typical)
+    teaching = user if not shifted or len(user) >= tuned.min_reviews else []
+    if head is not None or teaching:
+        evidence = gather(bundle.config, scored.probs, scored.fit, feats, faces, index, teaching)
     calibrated_on = 0
     if policy.target is not None:
         table, calibrated_on = recalibrate(bundle, labelled, extra, memory)
@@ -187,18 +187,19 @@ def rescore(
             [
                 not (p.id in reviewed_ids or p.path in reviewed_paths)
                 and (policy.fit_threshold is None or f >= policy.fit_threshold)
-                for p, f in zip(known, scored.fit, strict=True)
+                for p, f in zip(known, evidence.fit, strict=True)
             ],
             dtype=bool,
         )
-        estimate = _estimate(bundle, honest, learnt, head is not None, policy.target, scored.probs[pending], feats)
+        estimate = _estimate(bundle, honest, learnt, head is not None, policy.target, evidence.probs[pending], feats)
     if estimate is None:  # until the reviews can say how far the folder can be trusted
         mistakes = [(c.predicted, c.corrected) for c in recent if c.kind == CORRECTION]
         policy = policy.doubting(estimates.doubted_classes(mistakes, bundle.config.classes))
     policy = policy.kept_to(estimate)
     out = []
-    for placement, row, fit, typ in zip(known, scored.probs, scored.fit, typical, strict=True):
-        labels, reason = policy.decide(row, float(fit), float(typ))
+    for i, placement in enumerate(known):
+        row, fit, typ = evidence.row(i)
+        labels, reason = policy.decide(row, fit, typ)
         label = labels[0]
         out.append(
             Rescored(
@@ -230,21 +231,22 @@ def _estimate(
     learn from ``learnt``, the folder's reviews made before it): each scored by a model fitted,
     as the re-score's is, to the *other* reviews (``adapted``: the head refitted to them, else the
     bundle's own; in both the memory holds them, narrowed to ``folder``'s spread), in
-    :data:`~sorter.learn.estimate.FOLDS` parts.
+    ``folds`` parts.
     The reviews are weighted to the confidence bands of the ``candidates`` they stand for."""
     index = {c: i for i, c in enumerate(bundle.config.classes)}
     labels = np.array([index.get(label, -1) for _, label in honest], dtype=np.int64)
-    if int((labels >= 0).sum()) < estimates.MIN_REVIEWS:
+    tuned = knobs()
+    if int((labels >= 0).sum()) < tuned.min_reviews:
         return None
     feats = np.stack([f for f, _ in honest]).astype(np.float32)
     learnt_bytes = b"".join(f.tobytes() + label.encode() for f, label in learnt)
     made = f"{bundle.path}:{bundle.path.stat().st_mtime_ns if bundle.path.exists() else 0}".encode()
     key = hashlib.sha256(made + feats.tobytes() + labels.tobytes() + learnt_bytes + bytes([adapted])).hexdigest()
-    folds = np.arange(len(labels)) % estimates.FOLDS
+    folds = np.arange(len(labels)) % tuned.folds
     probs = _honest_cache.get(key)
     if probs is None:
         probs = np.zeros((len(labels), len(bundle.config.classes)), dtype=np.float32)
-        for k in range(min(estimates.FOLDS, len(labels))):
+        for k in range(min(tuned.folds, len(labels))):
             test = folds == k
             rest = [*learnt, *(honest[int(i)] for i in np.flatnonzero(~test))]
             head = adapted_head(bundle, rest, remember=False) if adapted else None
@@ -268,24 +270,6 @@ def _sharpened(
 
 _honest_cache: dict[str, np.ndarray] = {}
 """The last honest scores, by reviews: the review's rebuild after a re-sort reuses them."""
-
-
-def _typicality(
-    bundle: Bundle,
-    index: TypicalityIndex | None,
-    feats: np.ndarray,
-    predicted: np.ndarray,
-    user: Sequence[tuple[np.ndarray, str]],
-) -> np.ndarray:
-    """Each photo's typicality against the training photos *and* the user's reviewed ones: a
-    photo like those the user has labelled is no longer new to the model (1 without an index)."""
-    if index is None:
-        return np.ones(len(feats), dtype=np.float32)
-    if user:
-        classes = {c: i for i, c in enumerate(bundle.config.classes)}
-        labels = np.array([classes.get(label, -1) for _, label in user])
-        index = index.taught_by(np.stack([f for f, _ in user]), labels, folder=feats)
-    return index.typicality(feats, predicted)
 
 
 def sorted_with(journal: Journal) -> Choices:

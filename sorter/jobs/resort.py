@@ -18,7 +18,8 @@ from sorter.files.ledger import IN_PLACE, relocate
 from sorter.jobs.policy import Policy
 from sorter.jobs.rescore import rescore
 from sorter.jobs.stated import keep_stated
-from sorter.learn.estimate import MIN_REVIEWS, PrecisionEstimate
+from sorter.knobs import knobs
+from sorter.learn.estimate import PrecisionEstimate
 from sorter.learn.shift import UNLIKE_REASON
 from sorter.model.bundle import Bundle
 from sorter.usertypes import OpKind, RunMode, RunStatus
@@ -69,7 +70,7 @@ class ResortReport:
             names = ", ".join(self.doubted)
             said.append(
                 f"Your reviews found several photos sorted as {names} that were not, so the others wait in "
-                f"_unsure until {MIN_REVIEWS} reviews can tell how far this folder can be trusted."
+                f"_unsure until {knobs().min_reviews} reviews can tell how far this folder can be trusted."
             )
         if self.estimate is not None:
             said.append(self.estimate.sentence())

@@ -5,7 +5,7 @@ where corrections change the most answers. Confident photos are where the promis
 won or lost: reviewed least-sure first only, the user's verdicts all fall below the thresholds
 already in use, and the calibration they update (:mod:`sorter.learn.recalibration`) never learns
 how often a confident answer is wrong (measured in docs/PERFORMANCE.md). So one photo in
-:data:`SPOT_EVERY` at the head of the queue is a *spot check*: a photo sorted into a category,
+``spot_every`` (:class:`sorter.knobs.Knobs`) at the head of the queue is a *spot check*: a photo sorted into a category,
 drawn at random, for the user to confirm or correct.
 
 :func:`build_queue` is the one queue: the review dialog shows it, and the correction-loop
@@ -29,15 +29,12 @@ from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal
 from sorter.jobs.policy import NONE_OF_THESE
 from sorter.jobs.rescore import Rescored, rescore
 from sorter.jobs.stated import stated
+from sorter.knobs import knobs
 from sorter.learn.estimate import PrecisionEstimate
 from sorter.learn.shift import UNLIKE_REASON, FolderShift
 from sorter.model.bundle import Bundle
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
 
-DIVERSE_FIRST = 60
-"""How many photos at the head of the review queue are chosen for diversity as well as doubt."""
-SPOT_EVERY = 4
-"""One photo in this many at the head of the queue is a spot check (0: none)."""
 NOT_SORTED = (UNSURE_FOLDER, OTHER_FOLDER)
 SPOT_CHECK_NOTE = "a spot check of a confident photo: confirm it (C) if it is right, so the confidence stays honest"
 
@@ -130,7 +127,7 @@ def overview(items: list[QueueItem], adapted_on: int, unlike: str) -> str:
         parts.append(f"First the {changed} that your reviews would move (Re-sort the rest moves them).")
     parts.append("Then the least sure first")
     if any(i.spot_check and not i.reviewed for i in items):
-        parts[-1] += f", and every {SPOT_EVERY}th a sure one to check (C if it is right)"
+        parts[-1] += f", and every {knobs().spot_every}th a sure one to check (C if it is right)"
     parts[-1] += "."
     return " ".join(parts)
 
@@ -145,12 +142,10 @@ def build_queue(
     output: Path,
     bundle: Bundle | None = None,
     store: CorrectionStore | None = None,
-    *,
-    spot_every: int = SPOT_EVERY,
 ) -> ReviewQueue:
     """The review of a sorted folder: photos still in place, near-duplicates grouped; photos not
     yet reviewed whose re-scored folder changed first, then ``_unsure``, then by doubt and
-    diversity with a spot check of a confident photo one in ``spot_every`` (0: none), photos of
+    diversity with a spot check of a confident photo one in ``spot_every``, photos of
     none of the categories in a group of their own (see :func:`queue_key`). With a bundle and
     the corrections store the photos are re-scored from their cached features (with the run's
     own policy). Reads files: the GUI calls it off its thread."""
@@ -168,12 +163,12 @@ def build_queue(
         adapted_on = found.adapted.user_rows if found.adapted is not None else 0
         shift = found.shift
         estimate = found.estimate
-        for rank, r in enumerate(review_order(found.photos, found.features, spot_every=spot_every)):
+        for rank, r in enumerate(review_order(found.photos, found.features)):
             if r.path in seen:
                 seen[r.path] = scored_item(r, rank)
     ordered = in_queue_order(list(seen.values()))
     grouped = group_near_duplicates(ordered, kept_looks(output, shas))
-    return ReviewQueue(interleave_spot_checks(grouped, spot_every), adapted_on, shift, estimate)
+    return ReviewQueue(interleave_spot_checks(grouped), adapted_on, shift, estimate)
 
 
 def scored_item(r: Rescored, rank: int) -> QueueItem:
@@ -264,14 +259,18 @@ def kept_looks(output: Path, placements: dict[Path, str]) -> dict[Path, int]:
 
 
 def review_order(
-    scored: list[Rescored], features: np.ndarray, first: int = DIVERSE_FIRST, spot_every: int = SPOT_EVERY
+    scored: list[Rescored], features: np.ndarray, first: int | None = None, spot_every: int | None = None
 ) -> list[Rescored]:
     """Least confident first, but the first ``first`` photos are picked one by one for doubt
     *and* unlikeness to those already picked (greedy k-centre on cosine distance, weighted by
     1 - confidence), so thirty near-identical doubtful photos do not fill the first page; and one
     in ``spot_every`` of the head is a spot check (marked ``spot_check``, placed right after the
     head; :func:`interleave_spot_checks` spreads them). ``features`` are the rows of ``scored``.
+    Both default to :class:`~sorter.knobs.Knobs`' ``diverse_first`` and ``spot_every``.
     """
+    tuned = knobs()
+    first = tuned.diverse_first if first is None else first
+    spot_every = tuned.spot_every if spot_every is None else spot_every
     spots = _spot_checks(scored, min(first, len(scored)) // spot_every if spot_every > 0 else 0)
     taken = set(spots)
     by_doubt = sorted(range(len(scored)), key=lambda i: (scored[i].confidence, scored[i].path.name))
@@ -323,9 +322,11 @@ def queue_key(
     return (not suggested, reviewed, reason == NONE_OF_THESE, label not in NOT_SORTED, rank, confidence, name)
 
 
-def interleave_spot_checks(ordered: Sequence[QueueItem], every: int = SPOT_EVERY) -> list[QueueItem]:
-    """Spread the spot checks of a sorted queue: one in every ``every`` of the photos not yet
-    reviewed, from the first page on; what is left of them goes before the reviewed photos."""
+def interleave_spot_checks(ordered: Sequence[QueueItem], every: int | None = None) -> list[QueueItem]:
+    """Spread the spot checks of a sorted queue: one in every ``every`` (default ``spot_every``)
+    of the photos not yet reviewed, from the first page on; what is left of them goes before the
+    reviewed photos."""
+    every = knobs().spot_every if every is None else every
     spots = [q for q in ordered if q.spot_check and not q.reviewed]
     if not spots or every <= 0:
         return list(ordered)

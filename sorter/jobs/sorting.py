@@ -29,10 +29,11 @@ from sorter.files.ledger import FOUND
 from sorter.jobs.events import SortEvent, SortSummary, Status
 from sorter.jobs.placing import Written, write_photo
 from sorter.jobs.policy import Choices, Policy
+from sorter.learn.evidence import weighed_one_by_one
 from sorter.learn.recalibration import recalibrate, since_made
 from sorter.learn.shift import UNLIKE_REASON, ShiftWatch, TypicalityIndex
 from sorter.model.classifier import Classifier, top_k
-from sorter.model.people import DETECTOR_NAME, vouched
+from sorter.model.people import DETECTOR_NAME
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
 from sorter.usertypes import RunMode, RunStatus
 
@@ -303,22 +304,22 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
             else:
                 todo.append(c)
 
-        watch = ShiftWatch(_typicality_index(classifier, summary.notes))
-        for pred, typical in watch.stream(classifier.classify(todo, lambda c: c.path)):
+        training = _typicality_index(classifier, summary.notes)
+        watch = ShiftWatch(training is not None)
+        weighed = weighed_one_by_one(classifier.config, training, classifier.classify(todo, lambda c: c.path))
+        for pred, evidence in watch.stream(weighed):
             c = pred.item
-            if pred.probs is None:
+            if evidence is None:
                 if journal is not None and summary.run_id is not None:
                     run_id = summary.run_id
                     error = pred.error or "it cannot be read"
                     writer.submit(journal.record_failure, run_id, c.path, c.size, c.mtime_ns, error).result()
                 yield event(c, "failed", error=pred.error)
                 continue
-            vouches = vouched(None if pred.face is None else np.array([pred.face]), classifier.config.people)
-            if vouches is not None and vouches[0]:
-                typical = 1.0
-            labels, reason = policy.under_shift(watch.shifted).decide(pred.probs, pred.fit, typical)
-            top = tuple(top_k(pred.probs, classifier.classes))
-            confidence = float(pred.probs.max())
+            labels, reason = policy.under_shift(watch.shifted).decide(*evidence.row(0))
+            probs = evidence.probs[0]
+            top = tuple(top_k(probs, classifier.classes))
+            confidence = float(probs.max())
             status: Status = "unsure" if labels in ((UNSURE_FOLDER,), (OTHER_FOLDER,)) else "sorted"
             if options.dry_run:
                 planned = tuple(planned_destination(output / label, c.path.name) for label in labels)
@@ -327,7 +328,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
                 )
                 continue
             assert journal is not None and summary.run_id is not None
-            confidences = [_label_prob(pred.probs, classifier.classes, label) for label in labels]
+            confidences = [_label_prob(probs, classifier.classes, label) for label in labels]
             ahead = labels[:-1] if options.move else labels
             staged = [copier.submit(stage, c.path, output / label) for label in ahead]
             future = writer.submit(
@@ -343,9 +344,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
                 inside=inside.get(journal.key(c.path)),
             )
             pending.append(
-                _Pending(
-                    c, pred.probs, labels, top, confidence, status, future, pred.features, reason, pred.face, pred.look
-                )
+                _Pending(c, probs, labels, top, confidence, status, future, pred.features, reason, pred.face, pred.look)
             )
             while pending and (pending[0].future.done() or len(pending) >= MAX_WRITES_IN_FLIGHT):
                 yield finish(pending.popleft())

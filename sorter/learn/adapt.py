@@ -7,7 +7,8 @@ a fraction of a second, with no photo decoded and no fastai: the original traini
 user's rows weighted to a fixed share of the loss (as a retrain weighs them), starting from the
 bundle's head and pulled back towards it. The re-score (review suggestions, *Re-sort the rest*)
 scores with the adapted head; ``sorter retrain`` still makes it a bundle. An adaptation that costs
-more than :data:`MAX_VALID_DROP` of accuracy on the replay's validation rows is refused.
+more than ``adapt_max_valid_drop`` of accuracy on the replay's validation rows is refused (its
+constants are in :class:`sorter.knobs.Knobs`).
 """
 
 from __future__ import annotations
@@ -17,18 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sorter.knobs import knobs
 from sorter.model.bundle import Head
 from sorter.model.replay import Replay
-
-USER_SHARE = 0.25
-"""The share of the loss that the user's photos carry (a retrain's share of each epoch)."""
-STEPS = 60
-LEARNING_RATE = 0.01
-ANCHOR = 1e-3
-"""Pull towards the bundle's head (squared distance of the weights), so thirty photos bend the
-head rather than replace it."""
-MAX_VALID_DROP = 0.01
-"""An adaptation may cost at most this much accuracy on the replay's validation rows."""
 
 
 @dataclass(frozen=True)
@@ -66,13 +58,15 @@ def adapt_head(
     b0 = torch.from_numpy(np.asarray(head.bias, dtype=np.float32))
     w = w0.clone().requires_grad_(True)
     b = b0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([w, b], lr=LEARNING_RATE)  # full-batch steps: nothing random
+    tuned = knobs()
+    opt = torch.optim.Adam([w, b], lr=tuned.adapt_rate)  # full-batch steps: nothing random
     ce = torch.nn.functional.cross_entropy
-    for _ in range(STEPS):
+    share = tuned.user_share
+    for _ in range(tuned.adapt_steps):
         opt.zero_grad()
         base = ce(xt @ w.T + b, yt, weight=balance)
         user = ce(xu @ w.T + b, yu)
-        loss = (1 - USER_SHARE) * base + USER_SHARE * user + ANCHOR * ((w - w0) ** 2).sum()
+        loss = (1 - share) * base + share * user + tuned.adapt_anchor * ((w - w0) ** 2).sum()
         torch.autograd.backward(loss)
         opt.step()
     new_w, new_b = w.detach(), b.detach()
@@ -80,6 +74,6 @@ def adapt_head(
     yv = torch.from_numpy(replay.labels[replay.valid].astype(np.int64))
     before = float(((xv @ w0.T + b0).argmax(1) == yv).float().mean())
     after = float(((xv @ new_w.T + new_b).argmax(1) == yv).float().mean())
-    if after < before - MAX_VALID_DROP:
+    if after < before - tuned.adapt_max_valid_drop:
         return None
     return AdaptedHead(new_w.numpy(), new_b.numpy(), before, after, len(labels))

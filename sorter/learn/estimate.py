@@ -5,19 +5,20 @@ the user's corrected and confirmed photos are a labelled sample of *their* photo
 keeps its promise from them, not from the validation photos:
 
 1. Each reviewed photo is scored honestly, by a model that did not learn from it: the reviews are
-   split into :data:`FOLDS` parts, and each part is scored by the head adapted to the others (as
+   split into ``folds`` parts, and each part is scored by the head adapted to the others (as
    the re-sort adapts it to all, see :mod:`sorter.learn.adapt`) with the others in the memory.
 2. One temperature (a ratio to the bundle's own) is fitted to those honest scores: how much less
    (or more) sure the model should be on this folder. The sample is biased towards doubtful
    photos (the review shows them first), which makes the fit cautious, never bold.
 3. The folder's precision at a confidence cut is the mean tempered confidence of the photos that
-   pass it; the *bound* is the same with the temperature at the :data:`LEVEL` end of a bootstrap
+   pass it; the *bound* is the same with the temperature at the ``level`` end of a bootstrap
    over the reviews (how sure the estimate is).
 4. The re-sort sorts the most confident photos for as long as the bound stays at the user's target,
    and holds the rest back, saying about how many more reviews would let it sort more.
 
 ``benchmarks/trust.py`` measures the stated estimate against what the folders turn out to be, on
-both shared shifted sets (paintings and sketches) and the in-source control.
+both shared shifted sets (paintings and sketches) and the in-source control. The constants named
+here are in :class:`sorter.knobs.Knobs`.
 """
 
 from __future__ import annotations
@@ -30,40 +31,17 @@ from typing import Any
 
 import numpy as np
 
-MIN_REVIEWS = 20
-"""Fewer honest reviews than this say too little: the validation tables decide, with no estimate.
-Chosen on both shifted sets (docs/PERFORMANCE.md): from 10 reviews, all of them among the least
-sure photos, the bound allowed no painting at all, where the cold rule still sorted 42 % at 95 %."""
-FOLDS = 5
-"""Parts the reviews are split into for honest scores (each scored by a model fitted to the rest)."""
-BOOTSTRAP = 300
-"""Resamples of the reviews that tell how sure the fitted temperature is."""
-LEVEL = 0.95
-"""The bound is one-sided at this level: the folder's precision is at least the bound 19 times in 20."""
+from sorter.knobs import knobs
+
 RATIOS = tuple(float(r) for r in np.exp(np.linspace(np.log(0.5), np.log(8.0), 81)))
 """Temperature ratios the fit chooses from (1: the bundle's own calibration)."""
-MORE_STEPS = (10, 20, 30, 50, 100, 200)
-"""Further reviews the hint considers ("review about 20 more")."""
-MORE_GAIN = 0.05
-"""The hint names the fewest further reviews that would sort at least this share more of the folder."""
-STRATA = 5
-"""Confidence bands (equal shares of the folder) that the reviews are weighted to: the review
-shows the least sure photos first, so each reviewed photo stands for its band's share of the
-folder, not for itself (post-stratification; measured in docs/PERFORMANCE.md)."""
-
-
-SYSTEMATIC = 3
-"""Confident mistakes of one class among the first reviews that make the folder's confidence in
-that class unbelievable (issue 25: all seven photos a furniture model put in ``bed`` were sofas
-or chairs, typical-looking and sure): until :data:`MIN_REVIEWS` reviews can estimate the
-folder's precision, that class's photos wait in ``_unsure``."""
 
 
 def doubted_classes(mistakes: Iterable[tuple[str, str]], classes: Sequence[str]) -> frozenset[str]:
-    """The classes with at least :data:`SYSTEMATIC` confident mistakes among ``mistakes``: pairs
+    """The classes with at least ``systematic`` confident mistakes among ``mistakes``: pairs
     of (the category a photo had been sorted into, the label the user gave it instead)."""
     counts = Counter(given for given, label in mistakes if given in classes and label != given)
-    return frozenset(c for c, n in counts.items() if n >= SYSTEMATIC)
+    return frozenset(c for c, n in counts.items() if n >= knobs().systematic)
 
 
 def stratified_weights(reviewed_confidence: np.ndarray, folder_confidence: np.ndarray) -> np.ndarray:
@@ -74,10 +52,11 @@ def stratified_weights(reviewed_confidence: np.ndarray, folder_confidence: np.nd
     folder = np.asarray(folder_confidence, dtype=np.float64)
     if len(reviewed) == 0 or len(folder) == 0:
         return np.ones(len(reviewed))
-    edges = np.quantile(folder, np.linspace(0, 1, STRATA + 1)[1:-1])
-    folder_share = np.bincount(np.searchsorted(edges, folder), minlength=STRATA) / len(folder)
+    strata = knobs().strata
+    edges = np.quantile(folder, np.linspace(0, 1, strata + 1)[1:-1])
+    folder_share = np.bincount(np.searchsorted(edges, folder), minlength=strata) / len(folder)
     bands = np.searchsorted(edges, reviewed)
-    review_share = np.bincount(bands, minlength=STRATA) / len(reviewed)
+    review_share = np.bincount(bands, minlength=strata) / len(reviewed)
     weights = folder_share[bands] / review_share[bands]
     out: np.ndarray = weights * len(weights) / weights.sum()
     return out
@@ -119,12 +98,14 @@ class PrecisionEstimate:
     expected: float
     """Estimated precision of the photos sorted (NaN when none is)."""
     bound: float
-    """The precision is at least this, at :data:`LEVEL` (NaN when none is sorted)."""
+    """The precision is at least this, at :attr:`level` (NaN when none is sorted)."""
     sorted: int
     candidates: int
     """Photos the estimate was made for (those not reviewed, and not put in ``_other``)."""
     more_reviews: int | None = None
     """About how many more reviews would let the re-sort sort clearly more (None: not known)."""
+    level: float = 0.95
+    """How sure the bound is (one-sided)."""
 
     def sorts(self, probs: np.ndarray) -> np.ndarray:
         """(N,) whether each photo (probabilities at the bundle's temperature) passes the cut."""
@@ -143,7 +124,7 @@ class PrecisionEstimate:
         else:
             said = (
                 f"From your {self.reviews} reviews: the {self.sorted} photos sorted should be about "
-                f"{self.expected:.0%} right (at least {self.bound:.0%}, {LEVEL:.0%} sure)"
+                f"{self.expected:.0%} right (at least {self.bound:.0%}, {self.level:.0%} sure)"
             )
         held = self.candidates - self.sorted
         if held > 0 and self.more_reviews is not None:
@@ -174,6 +155,7 @@ class PrecisionEstimate:
             sorted=int(record["sorted"]),
             candidates=int(record["candidates"]),
             more_reviews=None if more is None else int(more),
+            level=float(record.get("level", 0.95)),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -182,7 +164,7 @@ class PrecisionEstimate:
             "reviews": self.reviews,
             "expected_precision": None if math.isnan(self.expected) else round(self.expected, 4),
             "lower_bound": None if math.isnan(self.bound) else round(self.bound, 4),
-            "level": LEVEL,
+            "level": self.level,
             "sorted": self.sorted,
             "held_back": self.candidates - self.sorted,
             "more_reviews": self.more_reviews,
@@ -205,23 +187,26 @@ def estimate(
         labels: (n,) the user's labels as class indices (-1: a label the model lacks, left out).
         candidates: (N, C) the probabilities of the photos the re-sort decides (not reviewed).
 
-    Returns None when fewer than :data:`MIN_REVIEWS` reviews can be used.
+    Returns None when fewer than ``min_reviews`` reviews can be used.
     """
     keep = labels >= 0
     honest, labels = np.asarray(honest)[keep], np.asarray(labels)[keep]
     w = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)[keep]
     n = len(labels)
-    if n < MIN_REVIEWS:
+    tuned = knobs()
+    if n < tuned.min_reviews:
         return None
     nll = _nll_per_ratio(honest, labels) * w[:, None]  # (n, R)
     ratio = RATIOS[int(np.argmin(nll.sum(axis=0)))]
     rng = np.random.default_rng(seed)
-    draws = rng.multinomial(n, np.full(n, 1.0 / n), size=BOOTSTRAP).astype(np.float64)  # (B, n)
+    draws = rng.multinomial(n, np.full(n, 1.0 / n), size=tuned.bootstrap).astype(np.float64)  # (B, n)
     ratios = np.array(RATIOS)[np.argmin(draws @ nll, axis=1)]
-    cautious = float(np.quantile(ratios, LEVEL))
+    cautious = float(np.quantile(ratios, tuned.level))
     cut, expected, bound, count = _keep_to(target, candidates, ratio, max(cautious, ratio))
     more = _more_reviews(target, candidates, ratio, max(cautious, ratio), n, count)
-    return PrecisionEstimate(target, n, ratio, max(cautious, ratio), cut, expected, bound, count, len(candidates), more)
+    return PrecisionEstimate(
+        target, n, ratio, max(cautious, ratio), cut, expected, bound, count, len(candidates), more, tuned.level
+    )
 
 
 def _keep_to(target: float, candidates: np.ndarray, ratio: float, cautious: float) -> tuple[float, float, float, int]:
@@ -245,14 +230,15 @@ def _keep_to(target: float, candidates: np.ndarray, ratio: float, cautious: floa
 def _more_reviews(
     target: float, candidates: np.ndarray, ratio: float, cautious: float, n: int, count: int
 ) -> int | None:
-    """About how many more reviews would sort :data:`MORE_GAIN` more of the photos: the bootstrap's
+    """About how many more reviews would sort ``more_gain`` more of the photos: the bootstrap's
     spread narrows as one over the square root of the reviews, the fitted ratio held."""
     if len(candidates) == 0 or count >= len(candidates):
         return None
     spread = math.log(cautious) - math.log(ratio)
-    for extra in MORE_STEPS:
+    tuned = knobs()
+    for extra in tuned.more_steps:
         narrower = math.exp(math.log(ratio) + spread * math.sqrt(n / (n + extra)))
         _, _, _, more = _keep_to(target, candidates, ratio, narrower)
-        if more - count >= MORE_GAIN * len(candidates):
+        if more - count >= tuned.more_gain * len(candidates):
             return extra
     return None

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from sorter.learn.datasets import Sample
+from sorter.learn.evidence import gather
 from sorter.model.bundle import Bundle
 from sorter.model.classifier import Classifier
 from sorter.model.scoring import score
@@ -53,7 +54,10 @@ def predict(classifier: Classifier, samples: Sequence[Sample]) -> tuple[np.ndarr
         if pred.probs is None:
             failed.append(str(pred.item.path))
         else:
-            rows.append(pred.probs)
+            # a face weighs here as it does when sorting (no typicality: accuracy reads the probabilities)
+            face = None if pred.face is None else np.array([pred.face], dtype=np.float32)
+            evidence = gather(classifier.config, pred.probs[None, :], np.array([pred.fit]), None, face, None)
+            rows.append(evidence.probs[0])
             kept.append(i)
     width = len(classifier.classes)
     return (np.stack(rows) if rows else np.zeros((0, width))), kept, failed

@@ -10,25 +10,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sorter.learn.shift import DENSE_MARGIN, usual_closeness
+from sorter.knobs import knobs
+from sorter.learn.shift import usual_closeness
 from sorter.model.bundle import Head
 from sorter.model.memory import ExemplarMemory, class_onehot, class_votes, log_probabilities, normalise_rows
 from sorter.model.scoring import score_features
 
 ALPHAS = (64.0, 256.0, 1024.0, 4096.0)
 BETAS = (16.0, 24.0, 32.0, 40.0)
-NEAR_DUPLICATE_COSINE = 0.84
-NEAR_DUPLICATE_VOTE = 5.0
-"""A stored photo's vote for a near duplicate of it (cosine 0.84, a 10 % crop) is at least this
-(log units), so its crops and mirror images follow the user's label against a confident head."""
-MAX_VALID_DROP = 0.005
-"""A memory may cost at most this much accuracy on the original validation photos."""
-FAINT_VOTE = 0.1
-"""In a folder whose photos all lie close together (sketches: the median photo is at cosine 0.83
-from a reviewed one, a near-duplicate's distance elsewhere), a reviewed photo's vote at the
-folder's usual closeness plus :data:`~sorter.learn.shift.DENSE_MARGIN` is at most this (log
-units): closeness that every photo there has says nothing about its label (measured in
-docs/PERFORMANCE.md)."""
+"""The memory strengths :func:`tune_memory` chooses among (its other constants are in
+:class:`sorter.knobs.Knobs`)."""
 
 
 def sharpened_for(memory: ExemplarMemory, reviewed: np.ndarray, folder: np.ndarray) -> ExemplarMemory:
@@ -38,7 +29,8 @@ def sharpened_for(memory: ExemplarMemory, reviewed: np.ndarray, folder: np.ndarr
     usual = usual_closeness(reviewed, folder)
     if usual is None:
         return memory
-    beta = float(np.log(memory.alpha / FAINT_VOTE) / max(1e-3, 1.0 - usual - DENSE_MARGIN))
+    tuned = knobs()
+    beta = float(np.log(memory.alpha / tuned.faint_vote) / max(1e-3, 1.0 - usual - tuned.dense_margin))
     if beta <= memory.beta:
         return memory
     return ExemplarMemory(memory.keys, memory.labels, memory.alpha, beta)
@@ -56,7 +48,7 @@ def tune_memory(
 
     Each setting is scored by leave-one-out accuracy on the user's own labelled photos (each
     photo scored by the head and the *other* stored photos): the only measure we have of the
-    user's kind of photo. Settings that cost more than :data:`MAX_VALID_DROP` on the original
+    user's kind of photo. Settings that cost more than ``memory_max_valid_drop`` on the original
     validation photos are refused, so the memory never trades what the model knew for it; ties
     go to the setting whose votes reach least far (at cosine 0.75).
     """
@@ -72,14 +64,14 @@ def tune_memory(
         affinity.fill_diagonal_(-2.0)  # leave one out: a photo never finds itself
         onehot = class_onehot(labels, num_classes)
     best: tuple[float, float, float, float] | None = None  # (loo, -reach, alpha, beta)
-    settings = [
-        (a, b) for a in ALPHAS for b in BETAS if a * np.exp(-b * (1.0 - NEAR_DUPLICATE_COSINE)) >= NEAR_DUPLICATE_VOTE
-    ]
+    tuned = knobs()
+    near = 1.0 - tuned.near_duplicate_cosine
+    settings = [(a, b) for a in ALPHAS for b in BETAS if a * np.exp(-b * near) >= tuned.near_duplicate_vote]
     for alpha, beta in settings:
         candidate = ExemplarMemory(keys, labels, alpha, beta)
         valid = score_features(valid_features, head, group=group, memory=candidate).probs
         valid_acc = float((valid.argmax(1) == valid_labels).mean()) if len(valid_labels) else 1.0
-        if valid_acc < base_acc - MAX_VALID_DROP:
+        if valid_acc < base_acc - tuned.memory_max_valid_drop:
             continue
         votes = class_votes(affinity, onehot, alpha, beta)
         loo = float(((base_scores + votes).argmax(1).numpy() == labels).mean()) if n else 0.0

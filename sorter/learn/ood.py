@@ -6,17 +6,15 @@ exemplar memory's photos): the best cosine is the photo's *fit*. On furniture ph
 separated other furniture classes (AUROC 0.97) and insects (1.00) better than the softmax
 maximum (0.84 / 0.90), the logits' energy (0.86 / 0.92) or a Mahalanobis distance (0.94 / 1.00),
 and unlike the latter it needs only one vector per class in the bundle. The threshold is the fit
-that all but :data:`VALID_MISSES` of the validation photos reach, less a small margin.
+that all but a small share of the validation photos reach, less a small margin (both in
+:class:`sorter.knobs.Knobs`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-VALID_MISSES = 0.02
-"""Share of the model's own validation photos allowed below the fit threshold."""
-MARGIN = 0.02
-"""Subtracted from that quantile: a small validation set's lowest photos are a noisy estimate."""
+from sorter.knobs import knobs
 
 
 def class_means(features: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -45,4 +43,5 @@ def fit_threshold(valid_scores: np.ndarray) -> float:
     """The fit below which a photo counts as none of the categories."""
     if len(valid_scores) == 0:
         return 0.0
-    return float(np.quantile(valid_scores, VALID_MISSES)) - MARGIN
+    tuned = knobs()
+    return float(np.quantile(valid_scores, tuned.fit_valid_misses)) - tuned.fit_margin

@@ -16,6 +16,7 @@ import numpy as np
 
 from sorter.files.corrections import Correction
 from sorter.files.feature_cache import CLEAN_VIEW
+from sorter.knobs import knobs
 from sorter.learn.calibration import updated
 from sorter.learn.memory import leave_one_out
 from sorter.model.bundle import Bundle
@@ -23,14 +24,11 @@ from sorter.model.calibration import Calibration
 from sorter.model.memory import ExemplarMemory
 from sorter.model.pipeline import group_matrix
 
-MAX_REVIEWED = 1000
-"""The most recent reviewed photos that calibrate (a sort decodes them)."""
-
 
 def since_made(bundle: Bundle, reviewed: Sequence[Correction]) -> list[Correction]:
     """The reviewed photos the bundle was not trained on: those reviewed after it was made."""
     made = str(bundle.config.training.get("date", ""))
-    return [c for c in reviewed if c.created > made][-MAX_REVIEWED:]
+    return [c for c in reviewed if c.created > made][-knobs().max_reviewed :]
 
 
 def recalibrate(

@@ -4,21 +4,21 @@ A model's "95 % sure" was measured on validation photos of its training source. 
 cartoons or room scenes sorted by a model of product shots are right far less often at the same
 confidence, so Sorter first asks whether the user's photos look like the training photos.
 
-*Per photo*, typicality: the mean cosine of the photo's body features to its ``K`` nearest
+*Per photo*, typicality: the mean cosine of the photo's body features to its nearest
 training photos of the class it is predicted as (the bundle's feature replay), read as a
 percentile of the same measure on the model's own validation photos of that class (held out from
 fitting, so they are what "a new photo from the training source" looks like). A typicality of
 0.03 means: less like the training photos than 97 % of the validation photos were.
 
-*Per folder*: in a folder from the training source about :data:`ATYPICAL` of the photos fall
-below the :data:`ATYPICAL` percentile, by construction. A folder where significantly more do
-(a one-sided binomial test, and at least twice the expected share) is *shifted*: there, photos
-below :data:`SHIFT_TYPICAL` are held back in ``_unsure`` with :data:`UNLIKE_REASON` unless the
-model is :data:`ATYPICAL_FLOOR` sure, until the user's reviews teach the model the new look: a
-photo as close to a reviewed photo as in-source photos are to their nearest training photo
-counts as typical from then on. ``benchmarks/trust.py`` measured the choices made here, and the
-variants that lost, against a domain classifier's AUROC, on shifted and in-source folders
-(docs/PERFORMANCE.md).
+*Per folder*: in a folder from the training source about ``atypical`` (5 %) of the photos fall
+below the ``atypical`` percentile, by construction. A folder where significantly more do (a
+one-sided binomial test, and at least twice the expected share) is *shifted*: there, photos
+below ``shift_typical`` are held back in ``_unsure`` with :data:`UNLIKE_REASON` unless the model
+is ``atypical_floor`` sure (these numbers are in :class:`sorter.knobs.Knobs`), until the user's
+reviews teach the model the new look: a photo as close to a reviewed photo as in-source photos
+are to their nearest training photo counts as typical from then on. ``benchmarks/trust.py``
+measured the choices made here, and the variants that lost, against a domain classifier's AUROC,
+on shifted and in-source folders (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -26,47 +26,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
+from sorter.knobs import knobs
 from sorter.model.replay import Replay
 
-K = 10
-"""Nearest training photos averaged: one near-duplicate alone does not make a photo typical."""
-ATYPICAL = 0.05
-"""A photo below this percentile of the validation photos' typicality is atypical."""
-MIN_PHOTOS = 20
-"""Fewer photos than this say too little about a folder to call it shifted."""
-MIN_CLASS_PHOTOS = 10
-"""A class with fewer validation photos is read against all of them together."""
-Z = 3.0
-"""How many standard deviations above the expected atypical share a shifted folder must be."""
-SHIFT_TYPICAL = 2 * ATYPICAL
-"""In a shifted folder, photos less typical than this are held back (measured in
-docs/PERFORMANCE.md: on paintings sorted by a model of photos it raises the precision of the
-sorted photos from 79 % to 94 %, and in a folder from the training source it never applies)."""
 UNLIKE_REASON = "looks unlike the photos this model learnt from"
-ADAPT_AFTER = 20
-"""Reviewed photos of a shifted folder before the head is refitted to them (see
-:mod:`sorter.learn.adapt`): on paintings, ten reviews bent the head so that the precision of the
-sorted photos fell from 94 % to 82 %, and twenty did not."""
-ATYPICAL_FLOOR = 0.99
-"""An atypical photo in a shifted folder is still sorted when the model is at least this sure
-(on paintings sorted by a model of photos, 97 % of those were right)."""
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-6)
     return out
-
-
-SAME_PHOTO_COSINE = 0.999
-"""Closer than this to a reviewed photo is that photo (or a byte-for-byte copy of it)."""
-DENSE_MARGIN = 0.05
-"""In a folder whose photos all lie close together, closeness to a reviewed photo counts only
-beyond the folder's usual closeness plus this margin (see :func:`usual_closeness`)."""
 
 
 def usual_closeness(reviewed: np.ndarray, folder: np.ndarray) -> float | None:
@@ -80,7 +53,7 @@ def usual_closeness(reviewed: np.ndarray, folder: np.ndarray) -> float | None:
     closest = np.empty(len(unit_f), dtype=np.float32)
     for start in range(0, len(unit_f), 1024):  # a folder of thousands stays small
         closest[start : start + 1024] = (unit_f[start : start + 1024] @ unit_r.T).max(axis=1)
-    others = closest[closest < SAME_PHOTO_COSINE]  # the reviewed photos themselves say nothing
+    others = closest[closest < knobs().same_photo_cosine]  # the reviewed photos themselves say nothing
     return float(np.median(others)) if len(others) else None
 
 
@@ -108,14 +81,15 @@ class TypicalityIndex:
         """From a bundle's replay; None when it has too few validation rows to read percentiles."""
         train, train_labels = _unit(replay.features[~replay.valid]), replay.labels[~replay.valid]
         valid, valid_labels = _unit(replay.features[replay.valid]), replay.labels[replay.valid]
-        if len(train) < K or len(valid) < MIN_PHOTOS:
+        tuned = knobs()
+        if len(train) < tuned.neighbours or len(valid) < tuned.min_folder_photos:
             return None
         rows: dict[int, np.ndarray] = {}
         reference: dict[int, np.ndarray] = {}
         nearest: dict[int, np.ndarray] = {}
         for c in np.unique(valid_labels):
             mine, theirs = train[train_labels == c], valid[valid_labels == c]
-            if len(mine) >= K and len(theirs) >= MIN_CLASS_PHOTOS:
+            if len(mine) >= tuned.neighbours and len(theirs) >= tuned.min_class_photos:
                 rows[int(c)] = mine
                 reference[int(c)] = np.sort(_knn(theirs, mine))
                 nearest[int(c)] = np.sort(_knn(theirs, mine, k=1))
@@ -128,7 +102,7 @@ class TypicalityIndex:
         (see :func:`usual_closeness`)."""
         unit = _unit(features)
         usual = usual_closeness(features, folder) if folder is not None else None
-        floor = -1.0 if usual is None else usual + DENSE_MARGIN
+        floor = -1.0 if usual is None else usual + knobs().dense_margin
         taught = {c: unit[labels == c] for c in self.rows if (labels == c).any()}
         return replace(self, taught=taught, taught_floor=floor)
 
@@ -155,10 +129,10 @@ class TypicalityIndex:
         return out
 
 
-def _knn(unit_features: np.ndarray, rows: np.ndarray, chunk: int = 256, k: int = K) -> np.ndarray:
+def _knn(unit_features: np.ndarray, rows: np.ndarray, chunk: int = 256, k: int | None = None) -> np.ndarray:
     """Mean cosine to the ``k`` nearest rows, in chunks (a folder of thousands stays small)."""
     out = np.empty(len(unit_features), dtype=np.float32)
-    k = min(k, len(rows))
+    k = min(knobs().neighbours if k is None else k, len(rows))
     for start in range(0, len(unit_features), chunk):
         sims = unit_features[start : start + chunk] @ rows.T
         top = np.partition(sims, len(rows) - k, axis=1)[:, -k:]
@@ -172,7 +146,7 @@ class FolderShift:
 
     photos: int
     atypical: int
-    """Photos below the :data:`ATYPICAL` percentile."""
+    """Photos below the :attr:`~sorter.knobs.Knobs.atypical` percentile."""
 
     @property
     def share(self) -> float:
@@ -181,17 +155,19 @@ class FolderShift:
     @property
     def shifted(self) -> bool:
         """Significantly more atypical photos than a folder from the training source has."""
-        if self.photos < MIN_PHOTOS:
+        tuned = knobs()
+        if self.photos < tuned.min_folder_photos:
             return False
-        bound = ATYPICAL + Z * math.sqrt(ATYPICAL * (1 - ATYPICAL) / self.photos)
-        return self.share > max(bound, 2 * ATYPICAL)
+        p = tuned.atypical
+        bound = p + tuned.shift_z * math.sqrt(p * (1 - p) / self.photos)
+        return self.share > max(bound, 2 * p)
 
     def sentence(self, held_back: int) -> str:
         """What the user reads in the summary, the JSON and the GUI."""
         return (
             f"{self.share:.0%} of these photos look unlike the ones this model learnt from "
-            f"(about {ATYPICAL:.0%} of its own photos do), so its confidence cannot be trusted here: "
-            f"{held_back} of them were held back in _unsure; review 20 of them and re-sort the rest"
+            f"(about {knobs().atypical:.0%} of its own photos do), so its confidence cannot be trusted here: "
+            f"{held_back} of them were held back in _unsure; review {knobs().min_reviews} of them and re-sort the rest"
         )
 
     def to_json(self, held_back: int) -> dict[str, object]:
@@ -199,52 +175,41 @@ class FolderShift:
             "photos": self.photos,
             "atypical": self.atypical,
             "atypical_share": round(self.share, 4),
-            "expected_share": ATYPICAL,
+            "expected_share": knobs().atypical,
             "shifted": self.shifted,
             "held_back": held_back,
         }
 
 
 def folder_shift(typicality: np.ndarray) -> FolderShift:
-    return FolderShift(len(typicality), int((np.asarray(typicality) < ATYPICAL).sum()))
+    return FolderShift(len(typicality), int((np.asarray(typicality) < knobs().atypical).sum()))
 
 
-PROBE = 64
-"""Photos classified before the first decision: enough to tell a shifted folder (a binomial
-test at 64 photos flags 16 % atypical or more) while the first copies start within seconds."""
-
-
-class Scored(Protocol):
-    @property
-    def probs(self) -> np.ndarray | None: ...
-
-    @property
-    def features(self) -> np.ndarray | None: ...
-
-
-P = TypeVar("P", bound=Scored)
+T = TypeVar("T")
 
 
 class ShiftWatch:
     """Follows a folder's typicality while it is being sorted.
 
     The sorting job decides each photo as soon as it is classified, but whether the folder is
-    shifted is a property of many photos: the first :data:`PROBE` predictions are held until
+    shifted is a property of many photos: the first :attr:`~sorter.knobs.Knobs.probe` predictions are held until
     they can say, and the verdict is taken again over all photos so far each time their number
     doubles (a test at every photo would, by sheer number of looks, find a streak in any folder).
     Photos decided under an earlier verdict are re-decided by the re-sort after the review.
+    ``watching`` is False where the bundle keeps no training photos to compare with: then nothing
+    is held and there is no verdict.
     """
 
-    def __init__(self, index: TypicalityIndex | None, probe: int = PROBE) -> None:
-        self.index = index
-        self.probe = probe
+    def __init__(self, watching: bool, probe: int | None = None) -> None:
+        self.watching = watching
+        self.probe = knobs().probe if probe is None else probe
         self.typicality: list[float] = []
         self._shifted = False
-        self._next_look = probe
+        self._next_look = self.probe
 
     @property
     def shift(self) -> FolderShift | None:
-        if self.index is None:
+        if not self.watching:
             return None
         return folder_shift(np.asarray(self.typicality, dtype=np.float32))
 
@@ -252,15 +217,18 @@ class ShiftWatch:
     def shifted(self) -> bool:
         return self._shifted
 
-    def stream(self, predictions: Iterable[P]) -> Iterator[tuple[P, float]]:
-        """Each prediction with its typicality (1.0 when unknown), in order."""
-        held: list[tuple[P, float]] = []
-        for pred in predictions:
-            typical = self._score(pred)
-            if self.index is None or (not held and len(self.typicality) > self.probe):
-                yield pred, typical
+    def stream(self, items: Iterable[tuple[T, float | None]]) -> Iterator[T]:
+        """Each item, in order, once the verdict it is to be decided under is taken. ``items``
+        come with their typicality against the training photos alone (the evidence's
+        ``untaught``, see :mod:`sorter.learn.evidence`; None for a photo that was not read)."""
+        held: list[T] = []
+        for item, typical in items:
+            if typical is not None and self.watching:
+                self._count(typical)
+            if not self.watching or (not held and len(self.typicality) > self.probe):
+                yield item
                 continue
-            held.append((pred, typical))
+            held.append(item)
             if len(self.typicality) >= self.probe:
                 yield from held
                 held = []
@@ -268,17 +236,12 @@ class ShiftWatch:
             self.finish()  # fewer photos than the probe: decide them on all of them
         yield from held
 
-    def _score(self, pred: P) -> float:
-        if self.index is None or pred.probs is None or pred.features is None:
-            return 1.0
-        predicted = np.array([int(np.argmax(pred.probs))])
-        typical = float(self.index.typicality(pred.features[None, :], predicted)[0])
+    def _count(self, typical: float) -> None:
         self.typicality.append(typical)
         if len(self.typicality) >= self._next_look:
             self._next_look *= 2
             shift = self.shift
             self._shifted = shift is not None and shift.shifted
-        return typical
 
     def finish(self) -> None:
         """The last verdict, over every photo (a folder smaller than the probe gets its only one)."""

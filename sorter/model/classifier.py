@@ -23,7 +23,7 @@ from sorter.errors import DeviceError, ModelLoadError, UnsupportedImageError
 from sorter.files.images import dhash_array
 from sorter.model.bundle import Bundle, load_bundle
 from sorter.model.config import BundleConfig
-from sorter.model.people import FaceFinder, apply_people
+from sorter.model.people import FaceFinder
 from sorter.model.pipeline import InferencePipeline
 from sorter.model.preprocess import Preprocessor
 
@@ -176,13 +176,12 @@ class Classifier:
     def predict_decoded(
         self, decoded: Sequence[tuple[np.ndarray, float]]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """Probabilities (with a prominent face's evidence for a bundle that looks for people),
-        features, fit and face prominences (None for a bundle that does not) for photos as
-        :meth:`Preprocessor.with_faces` decodes them: the local path and the cluster's actors
-        both finish here."""
+        """Probabilities, features, fit and face prominences (None for a bundle that does not
+        look for people) for photos as :meth:`Preprocessor.with_faces` decodes them: the local
+        path and the cluster's actors both finish here. A face is evidence the decision weighs
+        (:func:`sorter.learn.evidence.gather`), not part of the network's answer."""
         probs, features, fit = self._engine(np.stack([arr for arr, _ in decoded]))
         faces = np.array([face for _, face in decoded], dtype=np.float32) if self.faces is not None else None
-        probs, fit = apply_people(probs, fit, faces, self.config.people, self.classes)
         return probs, features, fit, faces
 
     @property

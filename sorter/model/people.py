@@ -11,8 +11,9 @@ It runs in the decode threads on the photo already decoded for the network (befo
 face near the edge still counts), grey and small; its answer is one number per photo, the
 *prominence*: the largest face's side as a share of the photo's (the square root of its share of
 the area), 0 when there is none. A bundle that opts in (``people`` in its config) turns a prominent
-face into evidence for its people folder with :func:`apply_people`; the same function runs at sort
-time and when a review re-scores from the kept numbers, so the two cannot disagree.
+face into evidence for its people folder (:func:`with_people`, :func:`vouched`), weighed in one
+place, :func:`sorter.learn.evidence.gather`, at sort time and when a review re-scores from the
+kept numbers alike, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -89,22 +90,6 @@ def vouched(prominence: np.ndarray | None, rule: PeopleRule | None) -> np.ndarra
         return None
     hit: np.ndarray = np.asarray(prominence, dtype=np.float32) >= rule.min_face
     return hit
-
-
-def apply_people(
-    probs: np.ndarray,
-    fit: np.ndarray,
-    prominence: np.ndarray | None,
-    rule: PeopleRule | None,
-    classes: tuple[str, ...],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Where a face acts, for sorting (:class:`~sorter.model.classifier.Classifier`) and for
-    re-scoring from kept features (:func:`~sorter.model.scoring.score`) alike: its evidence for
-    the people folder (:func:`with_people`) and its vouching for the fit (:func:`vouched`)."""
-    hit = vouched(prominence, rule)
-    if hit is None:
-        return probs, fit
-    return with_people(probs, prominence, rule, classes), np.where(hit, np.float32(1.0), fit)
 
 
 class FaceFinder:

@@ -16,7 +16,6 @@ import torch
 
 from sorter.model.bundle import Bundle, Head
 from sorter.model.memory import ExemplarMemory, Scorer
-from sorter.model.people import apply_people
 from sorter.model.pipeline import group_matrix
 
 
@@ -60,16 +59,15 @@ def score(
     features: np.ndarray,
     memory: ExemplarMemory | None,
     head: Head | None = None,
-    faces: np.ndarray | None = None,
 ) -> Scored:
     """Score features as ``bundle`` would: its head (or ``head``, one adapted to the user's
     photos), its grouping, temperature and fit anchors, with ``memory`` voting (the bundle's
-    own, the bundle's plus the user's reviewed photos, or None for the head alone), and, for a
-    bundle that looks for people, the faces found when the photos were sorted (``faces``: one
-    prominence per row, 0 for none)."""
+    own, the bundle's plus the user's reviewed photos, or None for the head alone). As the network
+    does, it leaves faces out: they are evidence the decision weighs
+    (:func:`sorter.learn.evidence.gather`)."""
     group = group_matrix(bundle.config)
     anchors = bundle.ood_anchors
-    scored = score_features(
+    return score_features(
         features,
         head if head is not None else bundle.head,
         group=None if group is None else group.numpy(),
@@ -78,5 +76,3 @@ def score(
         temperature=bundle.config.temperature,
         anchors=None if anchors is None else anchors.numpy(),
     )
-    probs, fit = apply_people(scored.probs, scored.fit, faces, bundle.config.people, bundle.config.classes)
-    return Scored(probs, fit)

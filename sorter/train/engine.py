@@ -21,10 +21,9 @@ from typing import Any
 import fastai.callback.schedule  # noqa: F401  (patches fit_one_cycle and lr_find onto Learner)
 import numpy as np
 import torch
-from fastai.callback.mixup import MixUp
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
-from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
+from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
 from fastai.metrics import accuracy, accuracy_multi
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -189,18 +188,14 @@ def train(
         # the big classes then swallow photos from other sources (measured: benchmarks/cross_source.py).
         counts = torch.bincount(yt.long(), minlength=len(config.classes)).float().clamp(min=1)
         weight = (counts.sum() / counts / len(counts)).to(device)
-        if settings.label_smoothing > 0:
-            loss = LabelSmoothingCrossEntropyFlat(eps=settings.label_smoothing, weight=weight)
-        else:
-            loss = CrossEntropyLossFlat(weight=weight)
+        loss = CrossEntropyLossFlat(weight=weight)
         metric = accuracy
     scratch = tempfile.TemporaryDirectory(prefix="sorter-train-")  # lr_find saves a checkpoint there
     head_learn = Learner(feat_dls, head, loss_func=loss, metrics=metric, path=scratch.name)
     with head_learn.no_bar(), head_learn.no_logging():
         lr = settings.lr or _suggest_lr(head_learn)
         head_learn.add_cb(Report(progress, "head"))  # after lr_find, whose steps are no epochs
-        extra_cbs = [MixUp(settings.mixup)] if settings.mixup > 0 and not config.multi_label else []
-        head_learn.fit_one_cycle(settings.epochs, lr_max=lr, cbs=extra_cbs)
+        head_learn.fit_one_cycle(settings.epochs, lr_max=lr)
     head_seconds = time.perf_counter() - t1
     head_right = None if config.multi_label else right_of(head, xv, yv)
     head_accuracy = None

@@ -83,10 +83,6 @@ class TrainSettings:
     budget_s: float | None = None
     """Seconds the whole run may take: the tail step gets as many epochs as the time left allows
     (None: all of them)."""
-    label_smoothing: float = 0.0
-    """Label smoothing of the head's loss (single-label); 0 = none."""
-    mixup: float = 0.0
-    """Mixup of cached features and their labels in the head fit (Beta(alpha, alpha)); 0 = none."""
     batch_size: int = 32
     seed: int = 42
     lr: float | None = None

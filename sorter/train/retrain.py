@@ -18,6 +18,7 @@ from sorter.errors import UsageError
 from sorter.files.corrections import CORRECTION, CorrectionStore
 from sorter.files.feature_cache import CLEAN_VIEW, FeatureCache
 from sorter.jobs.reviews import plan_retrain
+from sorter.knobs import knobs
 from sorter.learn.datasets import LabelledData, Sample, fingerprint, load_origin, split
 from sorter.learn.evaluate import measure
 from sorter.model.bundle import Bundle, lineage, load_bundle
@@ -64,14 +65,15 @@ class RetrainResult:
 
 REPLAY_FOLDER = "replay"
 """Where a replay row's photo would be: never read (its features come from the bundle)."""
-USER_SHARE = 0.25
-"""The share of each head epoch that the user's reviewed photos make up (by oversampling), so
-thirty of them still count beside thousands of original photos (measured: benchmarks/correction_loop.py)."""
 MAX_REPEATS = 10
 
 
-def user_repeats(n_train: int, n_user: int, share: float = USER_SHARE) -> int:
-    """How many times each user photo's rows are repeated so the user's photos make ``share``."""
+def user_repeats(n_train: int, n_user: int, share: float | None = None) -> int:
+    """How many times each user photo's rows are repeated so the user's photos make ``share``
+    of each head epoch (default: the share the review's refit gives them,
+    :attr:`~sorter.knobs.Knobs.user_share`), so thirty of them still count beside thousands of
+    original photos (measured: benchmarks/correction_loop.py)."""
+    share = knobs().user_share if share is None else share
     if n_user == 0:
         return 1
     return int(min(MAX_REPEATS, max(1, round(share * n_train / ((1.0 - share) * n_user)))))

@@ -337,8 +337,6 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         epochs=args.epochs if args.epochs is not None else (8 if args.quick else 12),
         views=args.views if args.views is not None else (1 if args.quick else 3),
         fine_tune_epochs=args.fine_tune_epochs,
-        label_smoothing=args.label_smoothing,
-        mixup=args.mixup,
         seed=args.seed,
         device=str(device),
         tail_epochs=0 if plain else getattr(args, "tail_epochs", 0),

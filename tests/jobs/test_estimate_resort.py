@@ -17,7 +17,7 @@ from sorter.files.journal import STATE_DIR, Journal
 from sorter.jobs.rescore import rescore
 from sorter.jobs.review_queue import build_queue, folder_note, photos_in_order
 from sorter.jobs.stated import STATED_NAME
-from sorter.learn.estimate import MIN_REVIEWS
+from sorter.knobs import DEFAULT
 from sorter.learn.shift import UNLIKE_REASON
 from sorter.model.bundle import load_bundle
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
@@ -63,17 +63,17 @@ def test_the_estimate_is_stated_only_with_enough_reviews_and_the_resort_keeps_to
     out = tmp_path / "out"
     assert main(["sort", str(folder), "--out", str(out), "--model", str(MODEL), "--backend", "torch", "--json"]) == 0
     capsys.readouterr()
-    _review(out, truth, MIN_REVIEWS - 1)
+    _review(out, truth, DEFAULT.min_reviews - 1)
     few = _resort(out, capsys)
     assert few["estimate"] is None, "a rule is not applied on too few reviews"
     assert isinstance(few["shift"], dict) and few["shift"]["shifted"] is True
 
     _review(out, truth, 6)
-    done = MIN_REVIEWS - 1 + 6
+    done = DEFAULT.min_reviews - 1 + 6
     data = _resort(out, capsys)
     stated = data["estimate"]
     assert isinstance(stated, dict)
-    assert stated["reviews"] == MIN_REVIEWS - 1 + 6 and stated["target"] == 0.95
+    assert stated["reviews"] == DEFAULT.min_reviews - 1 + 6 and stated["target"] == 0.95
     assert stated["sorted"] + stated["held_back"] == len(truth) - done
     if stated["sorted"]:
         assert 0 < stated["lower_bound"] <= stated["expected_precision"] <= 1  # type: ignore[operator]
@@ -108,7 +108,7 @@ def test_the_review_states_what_the_last_resort_stated_until_the_folders_change(
     bundle = load_bundle(MODEL)
     with CorrectionStore(corrections_db()) as store:
         assert build_queue(out, bundle, store).estimate is None, "nothing stated before a re-sort"
-    _review(out, truth, MIN_REVIEWS + 5)
+    _review(out, truth, DEFAULT.min_reviews + 5)
     with CorrectionStore(corrections_db()) as store:
         assert build_queue(out, bundle, store).estimate is None, "the review does not estimate by itself"
     stated = _resort(out, capsys)["estimate"]

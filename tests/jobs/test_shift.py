@@ -18,7 +18,8 @@ from sorter.files.journal import Journal
 from sorter.files.undo import undo_last_run
 from sorter.jobs.resort import resort
 from sorter.jobs.review_queue import build_queue, photos_in_order
-from sorter.learn.shift import ATYPICAL, UNLIKE_REASON, FolderShift, TypicalityIndex, folder_shift
+from sorter.knobs import DEFAULT
+from sorter.learn.shift import UNLIKE_REASON, FolderShift, TypicalityIndex, folder_shift
 from sorter.model.bundle import load_bundle
 from sorter.model.replay import Replay
 from sorter.names import UNSURE_FOLDER
@@ -150,12 +151,12 @@ def test_typicality_is_a_percentile_of_the_validation_photos_and_reviews_teach_i
     index = TypicalityIndex.from_replay(_replay(source[:300], source[300:]))
     assert index is not None
     same = index.typicality(centre + 0.5 * rng.normal(size=(200, 64)))
-    assert abs(float((same < ATYPICAL).mean()) - ATYPICAL) < 0.05
+    assert abs(float((same < DEFAULT.atypical).mean()) - DEFAULT.atypical) < 0.05
     assert not folder_shift(same).shifted
     other = rng.normal(size=64)
     new_look = other + 0.5 * rng.normal(size=(200, 64))
     away = index.typicality(new_look)
-    assert folder_shift(away).shifted and float((away < ATYPICAL).mean()) > 0.9
+    assert folder_shift(away).shifted and float((away < DEFAULT.atypical).mean()) > 0.9
     taught = index.taught_by(new_look[:30], np.zeros(30, dtype=np.int64))
     assert float(taught.typicality(new_look[30:], np.zeros(170, dtype=np.int64)).mean()) > float(away[30:].mean()) + 0.3
     assert not FolderShift(10, 10).shifted, "too few photos to say"

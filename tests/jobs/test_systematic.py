@@ -15,7 +15,7 @@ import pytest
 from sorter.cli import main
 from sorter.files.corrections import CorrectionStore, confirm, correct
 from sorter.jobs.rescore import rescore
-from sorter.learn.estimate import MIN_REVIEWS, SYSTEMATIC
+from sorter.knobs import DEFAULT
 from sorter.model.bundle import load_bundle
 from sorter.names import UNSURE_FOLDER
 from sorter.paths import corrections_db
@@ -40,17 +40,17 @@ def test_repeated_confident_mistakes_hold_that_class_back_until_the_reviews_can_
     assert main(["sort", str(folder), "--out", str(out), "--model", str(MODEL), "--backend", "torch", "--json"]) == 0
     capsys.readouterr()
     beds = sorted((out / "bed").iterdir())
-    assert len(beds) >= SYSTEMATIC + 3, "the shipped model sorts most of these beds"
+    assert len(beds) >= DEFAULT.systematic + 3, "the shipped model sorts most of these beds"
     bundle = load_bundle(MODEL)
 
     with CorrectionStore(corrections_db()) as store:
-        for photo in beds[: SYSTEMATIC - 1]:
+        for photo in beds[: DEFAULT.systematic - 1]:
             correct(out, photo, "sofa", store)
     _resort(out, capsys)
-    assert len(list((out / "bed").iterdir())) == len(beds) - (SYSTEMATIC - 1), "two mistakes are not a pattern"
+    assert len(list((out / "bed").iterdir())) == len(beds) - (DEFAULT.systematic - 1), "two mistakes are not a pattern"
 
     with CorrectionStore(corrections_db()) as store:
-        correct(out, beds[SYSTEMATIC - 1], "sofa", store)
+        correct(out, beds[DEFAULT.systematic - 1], "sofa", store)
     assert main(["resort", str(out)]) == 0
     assert "found several photos sorted as bed that were not" in capsys.readouterr().out
     data = _resort(out, capsys)
@@ -62,14 +62,14 @@ def test_repeated_confident_mistakes_hold_that_class_back_until_the_reviews_can_
         r for r in found.photos if not r.reviewed and r.current == UNSURE_FOLDER and r.suggested == UNSURE_FOLDER
     ]
     held = [r for r in waiting if r.reason is not None and "found several photos sorted as bed" in r.reason]
-    assert len(held) >= len(beds) - SYSTEMATIC, "each says why it waits"
+    assert len(held) >= len(beds) - DEFAULT.systematic, "each says why it waits"
     assert all(r.reason is None or "as bed" not in r.reason for r in found.photos if r.current in ("chair", "sofa"))
 
     # the user goes on reviewing (confirming chairs and sofas): with enough reviews the estimate decides
     others = [p for c in ("chair", "sofa") for p in sorted((out / c).iterdir())]
     with CorrectionStore(corrections_db()) as store:
         reviewed = {r.path for r in found.photos if r.reviewed}
-        for photo in [p for p in others if p not in reviewed][: MIN_REVIEWS - SYSTEMATIC]:
+        for photo in [p for p in others if p not in reviewed][: DEFAULT.min_reviews - DEFAULT.systematic]:
             confirm(out, photo, store)
     data = _resort(out, capsys)
     assert isinstance(data["estimate"], dict), "enough reviews: the estimate replaces the rule"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sorter.learn.estimate import MIN_REVIEWS, estimate, retempered
+from sorter.knobs import DEFAULT
+from sorter.learn.estimate import estimate, retempered
 
 
 def _folder(n: int, true_ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,10 +53,10 @@ def test_an_over_sure_model_sorts_fewer_photos_than_one_that_is_calibrated() -> 
 def test_more_reviews_narrow_the_bound_and_too_few_state_nothing() -> None:
     reviews, labels = _folder(400, 2.0, seed=5)
     rest, _ = _folder(1000, 2.0, seed=6)
-    assert estimate(0.9, reviews[: MIN_REVIEWS - 1], labels[: MIN_REVIEWS - 1], rest) is None
+    assert estimate(0.9, reviews[: DEFAULT.min_reviews - 1], labels[: DEFAULT.min_reviews - 1], rest) is None
     unknown = labels.copy()
-    unknown[:MIN_REVIEWS] = -1  # labels the model lacks do not count
-    assert estimate(0.9, reviews[: MIN_REVIEWS + 1], unknown[: MIN_REVIEWS + 1], rest) is None
+    unknown[: DEFAULT.min_reviews] = -1  # labels the model lacks do not count
+    assert estimate(0.9, reviews[: DEFAULT.min_reviews + 1], unknown[: DEFAULT.min_reviews + 1], rest) is None
     few = estimate(0.9, reviews[:20], labels[:20], rest)
     many = estimate(0.9, reviews, labels, rest)
     assert few is not None and many is not None

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sorter.learn.memory import FAINT_VOTE, sharpened_for
-from sorter.learn.shift import DENSE_MARGIN, TypicalityIndex, usual_closeness
+from sorter.knobs import DEFAULT
+from sorter.learn.memory import sharpened_for
+from sorter.learn.shift import TypicalityIndex, usual_closeness
 from sorter.model.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory
 
 
@@ -32,8 +33,8 @@ def test_a_dense_folder_makes_the_votes_at_its_usual_closeness_faint() -> None:
     assert usual > 0.8  # the case: every photo is a near-duplicate's distance from a reviewed one
     narrowed = sharpened_for(memory, reviewed, folder)
     assert narrowed.beta > memory.beta
-    vote = narrowed.alpha * np.exp(-narrowed.beta * (1.0 - (usual + DENSE_MARGIN)))
-    assert vote <= FAINT_VOTE * 1.001
+    vote = narrowed.alpha * np.exp(-narrowed.beta * (1.0 - (usual + DEFAULT.dense_margin)))
+    assert vote <= DEFAULT.faint_vote * 1.001
     # a vote at the old strength was far from faint there
     assert memory.alpha * np.exp(-memory.beta * (1.0 - usual)) > 10.0
 
@@ -88,5 +89,5 @@ def test_in_a_dense_folder_only_photos_clearly_closer_to_a_reviewed_one_are_taug
     taught = dense.typicality(folder[20:], predicted[20:]) >= 0.1
     closest = (folder[20:] @ reviewed.T).max(axis=1)
     assert taught.mean() < 0.5
-    assert taught[closest > usual + DENSE_MARGIN].all(), "the clearly closer ones are still taught"
+    assert taught[closest > usual + DEFAULT.dense_margin].all(), "the clearly closer ones are still taught"
     assert dense.typicality(reviewed, predicted[:20]).min() >= 0.1, "a reviewed photo is typical of itself"
