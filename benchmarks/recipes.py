@@ -14,7 +14,8 @@ is kept). Recipes, each trained with ``fit_and_export`` as ``sorter train`` woul
 * ``fine-tune``: the head, then 4 epochs of the whole network, batch norm frozen;
 * ``budget+tail``: the tail within 5 minutes, kept only for a gain beyond chance (``--tail-epochs``);
 * ``lite0@260``, ``lite1@240``: the head alone on a larger input, or on the Lite1 body;
-* ``views6``: the head on 6 augmented views' features instead of 3;
+* ``views6``: the head on 6 augmented views' features instead of 3 (``budget+views6``: the budget
+  with them);
 * ``ensemble``: the ``head`` and ``lite1@240`` models of the same run, their probabilities
   averaged (both must be listed before it; sorting would run both networks);
 * every recipe also with the test photos' mirror images averaged in (``+flip``, test-time flip).
@@ -68,6 +69,7 @@ RECIPES = {
     "lite1@240": TrainSettings(architecture="efficientnet_lite1", size=240),
     "fine-tune": TrainSettings(fine_tune_epochs=4),
     "views6": TrainSettings(views=6),
+    "budget+views6": TrainSettings(ladder=True, budget_s=300.0, fine_tune_budget=True, views=6),
 }
 ENSEMBLE = ("head", "lite1@240")
 """The two models the ``ensemble`` recipe averages."""
@@ -183,12 +185,12 @@ def main() -> None:
                 print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     print()
     print(
-        f"{'set':<15} {'recipe':<11} {'kept':<9} {'valid':>6} {'test':>6} {'+flip':>6} "
+        f"{'set':<15} {'recipe':<13} {'kept':<9} {'valid':>6} {'test':>6} {'+flip':>6} "
         f"{'art':>6} {'+flip':>6} {'minutes':>7}"
     )
     for r in rows:
         print(
-            f"{r['set']:<15} {r['recipe']:<11} {r['kept']:<9} {r['valid']:>6.1%} {r['test']:>6.1%} "
+            f"{r['set']:<15} {r['recipe']:<13} {r['kept']:<9} {r['valid']:>6.1%} {r['test']:>6.1%} "
             f"{r['test+flip']:>6.1%} {r['art']:>6.1%} {r['art+flip']:>6.1%} {r['minutes']:>7.1f}"
         )
     print(f"\n{len(rows)} trainings; test photos: a quarter of each class, held out; numpy {np.__version__}")
