@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sorter.knobs import DEFAULT
+from sorter.knobs import DEFAULT, overridden
 from sorter.learn.estimate import estimate, retempered
 
 
@@ -73,3 +73,18 @@ def test_a_target_out_of_reach_sorts_nothing_and_says_so() -> None:
     assert found is not None and found.sorted == 0 and not found.sorts(rest).any()
     assert "no photo here can be sorted" in found.sentence()
     assert found.to_json()["expected_precision"] is None
+
+
+def test_the_bound_is_as_sure_as_the_knob_says_and_a_bolder_one_sorts_no_fewer() -> None:
+    reviews, labels = _folder(40, 2.0, seed=9)
+    rest, _ = _folder(1000, 2.0, seed=10)
+    found: dict[float, object] = {}
+    for level in (0.5, 0.9, 0.99):
+        with overridden(level=level):
+            found[level] = estimate(0.9, reviews, labels, rest)
+    bold, default, wary = (found[level] for level in (0.5, 0.9, 0.99))
+    assert bold is not None and default is not None and wary is not None
+    assert bold.ratio_bound <= default.ratio_bound <= wary.ratio_bound
+    assert bold.sorted >= default.sorted >= wary.sorted
+    assert wary.sorted < bold.sorted, "forty reviews leave the fitted temperature uncertain"
+    assert "90% sure" in default.sentence() and "99% sure" in wary.sentence()
