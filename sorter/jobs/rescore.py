@@ -167,7 +167,7 @@ def rescore(
     if head is not None:
         scored = score(bundle, feats, memory, head)
     # in a shifted folder a few reviews do not yet say which photos are like them (sketches: ten
-    # released photos that were 81 % right); from MIN_REVIEWS on, the estimate keeps the promise
+    # released photos that were 81 % right); from min_reviews on, the estimate keeps the promise
     teaching = user if not shifted or len(user) >= tuned.min_reviews else []
     if head is not None or teaching:
         evidence = gather(bundle.config, scored.probs, scored.fit, feats, faces, index, teaching)

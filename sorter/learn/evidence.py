@@ -36,7 +36,9 @@ class Evidence:
     vouches for it, or where the bundle keeps no training photos to compare with)."""
     untaught: np.ndarray | None
     """(N,): typicality against the training photos alone, before any face or review: what the
-    folder's verdict counts (:func:`~sorter.learn.shift.folder_shift`); None without an index."""
+    folder's verdict counts (:func:`~sorter.learn.shift.folder_shift`); None without an index,
+    and when ``reviewed`` photos were taught (the verdict is the folder's before any review, so a
+    caller that teaches has taken it already, from a first gathering without them)."""
 
     def __len__(self) -> int:
         return len(self.probs)
@@ -77,13 +79,13 @@ def gather(
     typical = np.ones(len(probs), dtype=np.float32)
     if index is not None and features is not None:
         predicted = probs.argmax(axis=1)
-        untaught = index.typicality(features, predicted)
-        typical = untaught
         if reviewed:
             classes = {c: i for i, c in enumerate(config.classes)}
             labels = np.array([classes.get(label, -1) for _, label in reviewed])
             taught = index.taught_by(np.stack([f for f, _ in reviewed]), labels, folder=features)
             typical = taught.typicality(features, predicted)
+        else:
+            untaught = typical = index.typicality(features, predicted)
     if hit is not None:
         typical = np.where(hit, np.float32(1.0), typical)
     return Evidence(probs, fit, typical, untaught)

@@ -110,6 +110,9 @@ def test_a_face_acts_on_the_probabilities_the_fit_and_the_typicality_in_one_plac
         assert ev.typical[row] < 0.05
     # the folder's verdict counts the photos against the training photos alone, face or not
     assert ev.untaught is not None and float(ev.untaught[1]) < 0.05
+    # a reviewed photo teaches the typicality; the folder's verdict was taken before any review
+    taught = gather(bundle.config, probs, fit, features, faces, index, [(features[0], bundle.config.classes[0])])
+    assert taught.untaught is None and taught.typical[1] == 1.0 and float(taught.typical[2]) < 0.05
     # without the rule's detector answer, nothing is vouched for
     plain = gather(bundle.config, probs, fit, features, None, index)
     assert np.array_equal(plain.probs, probs) and float(plain.typical.max()) < 0.05
