@@ -130,6 +130,12 @@ class Knobs:
     spot_every: int = 4
     """One photo in this many at the head of the queue is a spot check of a confident one, so
     the reviews are not only the doubtful photos (0: none; measured in docs/PERFORMANCE.md)."""
+    duplicate_cosine: float = 0.9
+    """Photos whose difference hashes are near are one group of the review only when their
+    features are at least this close too: a group is corrected as one, and sketches' hashes are
+    near however different the sketches are. No sketch pair of different classes is this close;
+    most copies of a photo at another size or JPEG quality are (a split copy is merely shown twice;
+    measured in docs/PERFORMANCE.md)."""
 
 
 DEFAULT = Knobs()

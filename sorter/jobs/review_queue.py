@@ -148,7 +148,8 @@ def build_queue(
     diversity with a spot check of a confident photo one in ``spot_every``, photos of
     none of the categories in a group of their own (see :func:`queue_key`). With a bundle and
     the corrections store the photos are re-scored from their cached features (with the run's
-    own policy). Reads files: the GUI calls it off its thread."""
+    own policy), and only then are near-duplicates grouped (a hash alone is not enough: see
+    :func:`group_near_duplicates`). Reads files: the GUI calls it off its thread."""
     adapted_on = 0
     shift = None
     estimate = None
@@ -157,17 +158,19 @@ def build_queue(
         last_stated = stated(output, journal)
     seen: dict[Path, QueueItem] = {p.path: QueueItem(p.path, p.label, p.confidence) for p in placed}
     shas: dict[Path, str] = {p.path: p.sha256 for p in placed}
+    features: dict[Path, np.ndarray] = {}
     if bundle is not None and store is not None and not bundle.config.multi_label:
         # rebuilt after every click: it shows (and decides by) what the last re-sort stated
         found = rescore(output, bundle, store, placements=placed, stated=last_stated, estimating=False)
         adapted_on = found.adapted.user_rows if found.adapted is not None else 0
         shift = found.shift
         estimate = found.estimate
+        features = {r.path: row for r, row in zip(found.photos, found.features, strict=True)}
         for rank, r in enumerate(review_order(found.photos, found.features)):
             if r.path in seen:
                 seen[r.path] = scored_item(r, rank)
     ordered = in_queue_order(list(seen.values()))
-    grouped = group_near_duplicates(ordered, kept_looks(output, shas))
+    grouped = group_near_duplicates(ordered, kept_looks(output, shas), features)
     return ReviewQueue(interleave_spot_checks(grouped), adapted_on, shift, estimate)
 
 
@@ -201,15 +204,25 @@ def in_queue_order(items: list[QueueItem]) -> list[QueueItem]:
     )
 
 
-def group_near_duplicates(items: list[QueueItem], looks: dict[Path, int]) -> list[QueueItem]:
-    """Fold near-duplicates (dHash within a few bits, same folder) into their least confident one.
+def group_near_duplicates(
+    items: list[QueueItem], looks: dict[Path, int], features: dict[Path, np.ndarray]
+) -> list[QueueItem]:
+    """Fold near-duplicates (same folder, dHash within a few bits *and* features within
+    ``duplicate_cosine``) into their least confident one.
 
-    ``looks`` are the photos' difference hashes (kept when they were sorted). The pairs within
-    :data:`NEAR_DUPLICATE_BITS` bits are found at once, folder by folder, with numpy (XOR and a
-    bit count over all pairs: 10,000 photos take a fraction of a second); then, in queue order,
-    each photo joins the first earlier photo it is near that represents a group."""
+    ``looks`` are the photos' difference hashes (kept when they were sorted); ``features`` their
+    body features (the re-score's rows). A group is corrected as one, so both must agree: the
+    hash alone put sketches of giraffes and guitars in one group, and a photo without features
+    is in no group. The pairs within :data:`NEAR_DUPLICATE_BITS` bits are found at once, folder
+    by folder, with numpy (XOR and a bit count over all pairs: 10,000 photos take a fraction of
+    a second), then confirmed by their cosine; then, in queue order, each photo joins the first
+    earlier photo it is near that represents a group."""
     hashes = [looks.get(item.path) for item in items]
-    usable = [h is not None and 8 <= h.bit_count() <= 56 for h in hashes]
+    vectors = [features.get(item.path) for item in items]
+    usable = [
+        h is not None and 8 <= h.bit_count() <= 56 and v is not None for h, v in zip(hashes, vectors, strict=True)
+    ]
+    closest = knobs().duplicate_cosine
     groups: dict[tuple[str, bool], list[int]] = {}
     for i, item in enumerate(items):
         if usable[i]:
@@ -218,10 +231,14 @@ def group_near_duplicates(items: list[QueueItem], looks: dict[Path, int]) -> lis
     for members in groups.values():
         ids = np.array(members)
         values = np.array([hashes[i] for i in members], dtype=np.uint64)
+        unit = np.stack([features[items[i].path] for i in members]).astype(np.float32)
+        unit /= np.linalg.norm(unit, axis=1, keepdims=True).clip(min=1e-6)
         for start in range(0, len(ids), 512):
             block = values[start : start + 512, None] ^ values[None, :]
             rows, cols = np.nonzero(np.bitwise_count(block) <= NEAR_DUPLICATE_BITS)
-            for r, c in zip(rows + start, cols, strict=True):
+            rows += start
+            alike = np.einsum("ij,ij->i", unit[rows], unit[cols]) >= closest
+            for r, c in zip(rows[alike], cols[alike], strict=True):
                 if c < r:  # an earlier photo of the queue
                     near.setdefault(int(ids[r]), []).append(int(ids[c]))
     is_rep = [True] * len(items)
