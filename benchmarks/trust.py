@@ -6,8 +6,9 @@ sure"). Then a simulated user reviews the photos in the review dialog's own orde
 (``build_queue``; wrong ones corrected, right ones confirmed), 10, then 30, then 60 of them, and
 ``resort`` re-sorts the rest after each step. Measured on the photos *not* reviewed: the share
 sorted into a category folder (coverage), the share of those that are right (precision), and
-top-1 accuracy of the re-scored probabilities. Then a retrain from the bundle's replay on a fresh
-data folder (nothing cached), timed.
+top-1 accuracy of the re-scored probabilities, and the oracle: the most any cut of their
+confidence could sort at 90 % right (after a review; no rule that sorts by confidence beats it).
+Then a retrain from the bundle's replay on a fresh data folder (nothing cached), timed.
 
 Pairs:
 
@@ -82,6 +83,8 @@ class Row:
     """Coverage and precision of the same re-score without holding back atypical photos."""
     stated: tuple[float, float] = (float("nan"), float("nan"))
     """The precision the re-sort stated (expected, lower bound); NaN: it stated none."""
+    oracle: float = float("nan")
+    """The most a confidence cut could sort at 90 % right, knowing the truth (see :func:`_oracle`)."""
     retrain_s: float = float("nan")
     notes: list[str] = field(default_factory=list)
 
@@ -177,6 +180,7 @@ def run_pair(pair: str, model: Path, photos: Sequence[Sample], ns: list[int], wo
             atypical = found.shift.share if found.shift is not None else float("nan")
             row = Row(pair, n, len(truth), shifted, atypical, *measure(out, truth, reviewed, acc))
             row.plain = _plain(found, truth, reviewed)
+            row.oracle = _oracle(found.photos, bundle.config.classes, truth, reviewed)
             if found.estimate is not None:
                 row.stated = (found.estimate.expected, found.estimate.bound)
                 row.notes.append(found.estimate.sentence())
@@ -198,6 +202,22 @@ def _plain(found: Rescoring, truth: dict[str, str], reviewed: set[str]) -> tuple
     chosen = [(policy.decide(r.probs, r.fit)[0][0], truth[r.placement.source.name]) for r in rest]
     placed = [(c, t) for c, t in chosen if c not in NOT_SORTED]
     return len(placed) / max(1, len(rest)), sum(c == t for c, t in placed) / max(1, len(placed))
+
+
+def _oracle(
+    photos: Sequence[Rescored], classes: tuple[str, ...], truth: dict[str, str], reviewed: set[str], at: float = 0.9
+) -> float:
+    """The largest share of the photos not reviewed that a cut of the re-scored confidence could
+    sort with ``at`` of them right, the cut chosen knowing every photo's truth: what no rule that
+    sorts by confidence can beat."""
+    rest = [r for r in photos if r.placement.source.name not in reviewed]
+    if not rest:
+        return float("nan")
+    order = sorted(rest, key=lambda r: -r.confidence)
+    hits = np.array([classes[int(np.argmax(r.probs))] == truth[r.placement.source.name] for r in order])
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    good = np.flatnonzero(precision >= at)
+    return float((good[-1] + 1) / len(hits)) if len(good) else 0.0
 
 
 def _accuracy(photos: Sequence[Rescored], classes: tuple[str, ...], truth: dict[str, str], reviewed: set[str]) -> float:
@@ -296,13 +316,13 @@ def _run(args: argparse.Namespace) -> None:
     print()
     print(
         f"{'pair':<22} {'N':>3} {'photos':>6} {'shifted':>7} {'atypical':>8} {'sorted':>7} {'precision':>9} "
-        f"{'accuracy':>8} {'stated (bound)':>15} {'no hold-back':>15} {'retrain s':>9}  notes"
+        f"{'accuracy':>8} {'stated (bound)':>15} {'no hold-back':>15} {'oracle':>6} {'retrain s':>9}  notes"
     )
     for r in rows:
         print(
             f"{r.pair:<22} {r.n:>3} {r.photos:>6} {r.shifted!s:>7} {r.atypical:>8.1%} {r.coverage:>7.1%} "
             f"{r.precision:>9.1%} {r.accuracy:>8.1%} {r.stated[0]:>6.1%} ({r.stated[1]:>6.1%}) "
-            f"{r.plain[0]:>6.1%} / {r.plain[1]:>6.1%} {r.retrain_s:>9.1f}  "
+            f"{r.plain[0]:>6.1%} / {r.plain[1]:>6.1%} {r.oracle:>6.1%} {r.retrain_s:>9.1f}  "
             f"{'; '.join(r.notes)}"
         )
     if args.plot:

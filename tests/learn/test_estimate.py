@@ -79,12 +79,12 @@ def test_the_bound_is_as_sure_as_the_knob_says_and_a_bolder_one_sorts_no_fewer()
     reviews, labels = _folder(40, 2.0, seed=9)
     rest, _ = _folder(1000, 2.0, seed=10)
     found: dict[float, object] = {}
-    for level in (0.5, 0.9, 0.99):
+    for level in (0.5, 0.8, 0.99):
         with overridden(level=level):
             found[level] = estimate(0.9, reviews, labels, rest)
-    bold, default, wary = (found[level] for level in (0.5, 0.9, 0.99))
+    bold, default, wary = (found[level] for level in (0.5, 0.8, 0.99))
     assert bold is not None and default is not None and wary is not None
     assert bold.ratio_bound <= default.ratio_bound <= wary.ratio_bound
     assert bold.sorted >= default.sorted >= wary.sorted
     assert wary.sorted < bold.sorted, "forty reviews leave the fitted temperature uncertain"
-    assert "90% sure" in default.sentence() and "99% sure" in wary.sentence()
+    assert "80% sure" in default.sentence() and "99% sure" in wary.sentence()
