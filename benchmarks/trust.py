@@ -210,21 +210,29 @@ def _oracle(
     """The largest share of the photos not reviewed that a cut of the re-scored confidence could
     sort with ``at`` of them right, the cut chosen knowing every photo's truth: what no rule that
     sorts by confidence can beat."""
-    rest = [r for r in photos if r.placement.source.name not in reviewed]
-    if not rest:
+    confidence, right = _top1(photos, classes, truth, reviewed)
+    if len(right) == 0:
         return float("nan")
-    order = sorted(rest, key=lambda r: -r.confidence)
-    hits = np.array([classes[int(np.argmax(r.probs))] == truth[r.placement.source.name] for r in order])
+    hits = right[np.argsort(-confidence, kind="stable")]
     precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
     good = np.flatnonzero(precision >= at)
     return float((good[-1] + 1) / len(hits)) if len(good) else 0.0
 
 
+def _top1(
+    photos: Sequence[Rescored], classes: tuple[str, ...], truth: dict[str, str], reviewed: set[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Over the photos not reviewed: each one's re-scored confidence, and whether its top class is right."""
+    rest = [r for r in photos if r.placement.source.name not in reviewed]
+    confidence = np.array([r.confidence for r in rest], dtype=np.float64)
+    right = np.array([classes[int(np.argmax(r.probs))] == truth[r.placement.source.name] for r in rest], dtype=bool)
+    return confidence, right
+
+
 def _accuracy(photos: Sequence[Rescored], classes: tuple[str, ...], truth: dict[str, str], reviewed: set[str]) -> float:
     """Top-1 of the re-scored probabilities over the photos not reviewed (thresholds aside)."""
-    rest = [r for r in photos if r.placement.source.name not in reviewed]
-    hits = [classes[int(np.argmax(r.probs))] == truth[r.placement.source.name] for r in rest]
-    return float(np.mean(hits)) if hits else float("nan")
+    _, right = _top1(photos, classes, truth, reviewed)
+    return float(right.mean()) if len(right) else float("nan")
 
 
 def furniture_valid(target: float = 0.97) -> Row:

@@ -218,9 +218,9 @@ def group_near_duplicates(
     a second), then confirmed by their cosine; then, in queue order, each photo joins the first
     earlier photo it is near that represents a group."""
     hashes = [looks.get(item.path) for item in items]
-    vectors = [features.get(item.path) for item in items]
     usable = [
-        h is not None and 8 <= h.bit_count() <= 56 and v is not None for h, v in zip(hashes, vectors, strict=True)
+        h is not None and 8 <= h.bit_count() <= 56 and item.path in features
+        for h, item in zip(hashes, items, strict=True)
     ]
     closest = knobs().duplicate_cosine
     groups: dict[tuple[str, bool], list[int]] = {}

@@ -18,7 +18,7 @@ from PIL import Image
 from sorter.files.corrections import CorrectionStore
 from sorter.files.images import NEAR_DUPLICATE_BITS, dhash
 from sorter.jobs.events import drive
-from sorter.jobs.review_queue import build_queue, group_near_duplicates
+from sorter.jobs.review_queue import QueueItem, build_queue, group_near_duplicates
 from sorter.jobs.sorting import SortOptions, sort_folder
 from sorter.model.classifier import Classifier
 from tests.conftest import DATASETS
@@ -74,8 +74,6 @@ def test_sketches_with_look_alike_hashes_are_not_one_group(general_classifier: C
 
 def test_without_features_nothing_is_grouped(tmp_path: Path) -> None:
     """A hash is not enough evidence on its own: with no features to confirm it, no group."""
-    from sorter.jobs.review_queue import QueueItem
-
     items = [QueueItem(tmp_path / "_unsure" / f"{i}.jpg", "_unsure", 0.5) for i in range(3)]
     looks = {item.path: 0x0F0F0F0F0F0F0F0F for item in items}
     assert all(not item.similar for item in group_near_duplicates(items, looks, {}))
