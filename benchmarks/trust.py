@@ -22,8 +22,14 @@ Pairs:
 * ``furniture-valid``: the shipped furniture model's own validation photos, scored from the
   features its bundle keeps (in-source control of the shipped model, at its 97 % open-set target).
 
+One sequence of reviews is one draw: which photos the review shows next depends on every answer
+before it, and two sequences of one folder can sort 37 or 56 % of it. ``--subsets 1,2,...`` runs
+the shifted pairs once per seed on a random 80 % of their photos and prints, per pair and N, the
+mean share sorted, the smallest, and the precision of all the runs' sorted photos together: a
+rule is chosen on those, on both shifted sets.
+
 Run: ``python benchmarks/trust.py [--pairs pacs-art,pacs-sketch,pacs-photo,product-scene,furniture-valid]
-[--n 10,30,60] [--work DIR] [--plot docs/trust.png]``
+[--subsets 1,2,3,4,5,6,7,8] [--n 10,30,60] [--work DIR] [--plot docs/trust.png]``
 """
 
 from __future__ import annotations
@@ -271,6 +277,7 @@ def main() -> None:
     parser.add_argument("--n", default="10,30,60")
     parser.add_argument("--work", help="keeps trained models between runs (default: a temporary folder)")
     parser.add_argument("--plot", help="write a precision-coverage plot here (PNG)")
+    parser.add_argument("--subsets", default="", help="seeds: run each pair on a random 80 %% of its photos per seed")
     parser.add_argument(
         "--knob",
         action="append",
@@ -300,6 +307,7 @@ def _knob(name: str, value: str) -> object:
 def _run(args: argparse.Namespace) -> None:
     ns = [int(x) for x in args.n.split(",")]
     pairs = args.pairs.split(",")
+    seeds = [int(x) for x in args.subsets.split(",") if x]
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sorter-trust-"))
     work.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
@@ -308,17 +316,18 @@ def _run(args: argparse.Namespace) -> None:
         train, held = split_source(photo, 0.2)
         model = train_model("pacs", train, work)
         if "pacs-art" in pairs:
-            rows += run_pair("pacs-art", model, load_data([DATASETS / "pacs_art" / "images"]).samples, ns, work)
+            rows += _runs("pacs-art", model, load_data([DATASETS / "pacs_art" / "images"]).samples, ns, work, seeds)
         if "pacs-sketch" in pairs:
-            rows += run_pair("pacs-sketch", model, load_data([DATASETS / "pacs_sketch" / "images"]).samples, ns, work)
+            sketches = load_data([DATASETS / "pacs_sketch" / "images"]).samples
+            rows += _runs("pacs-sketch", model, sketches, ns, work, seeds)
         if "pacs-photo" in pairs:
-            rows += run_pair("pacs-photo", model, held, ns, work)
+            rows += _runs("pacs-photo", model, held, ns, work, seeds)
     if "product-scene" in pairs:
         pool = [s for s in samples(F7, BCS) + samples(EXTRA, BCS) if not s.path.name.startswith("image_")]
         product = [s for s in pool if white_background(s.path)]
         scene = random.Random(7).sample([s for s in pool if not white_background(s.path)], 200)
         model = train_model("product", product, work)
-        rows += run_pair("product-scene", model, scene, ns, work)
+        rows += _runs("product-scene", model, scene, ns, work, seeds)
     if "furniture-valid" in pairs:
         rows.append(furniture_valid())
     print()
@@ -333,8 +342,40 @@ def _run(args: argparse.Namespace) -> None:
             f"{r.plain[0]:>6.1%} / {r.plain[1]:>6.1%} {r.oracle:>6.1%} {r.retrain_s:>9.1f}  "
             f"{'; '.join(r.notes)}"
         )
+    if seeds:
+        pooled(rows)
     if args.plot:
         plot(rows, Path(args.plot))
+
+
+def _runs(pair: str, model: Path, photos: Sequence[Sample], ns: list[int], work: Path, seeds: list[int]) -> list[Row]:
+    """One run on all of ``photos``, or one per seed on a random 80 % of them."""
+    if not seeds:
+        return run_pair(pair, model, photos, ns, work)
+    rows = []
+    for seed in seeds:
+        subset = random.Random(seed).sample(list(photos), int(0.8 * len(photos)))
+        rows += run_pair(f"{pair}~{seed}", model, subset, ns, work)
+    return rows
+
+
+def pooled(rows: list[Row]) -> None:
+    """Per pair and N over the seeds' runs: the mean and smallest share sorted, and the precision
+    of every run's sorted photos together (a run that sorts three photos weighs three photos)."""
+    print()
+    print(f"{'pair':<16} {'N':>3} {'runs':>4} {'sorted':>7} {'least':>6} {'≥ 50 %':>6} {'precision':>9} {'stated':>6}")
+    groups: dict[tuple[str, int], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.pair.split("~")[0], r.n), []).append(r)
+    for (pair, n), mine in groups.items():
+        placed = np.array([r.coverage * (r.photos - n) for r in mine])
+        right = np.array([r.precision * p for r, p in zip(mine, placed, strict=True)])
+        stated = [r.stated[0] for r in mine if r.stated[0] == r.stated[0]]
+        print(
+            f"{pair:<16} {n:>3} {len(mine):>4} {np.mean([r.coverage for r in mine]):>7.1%} "
+            f"{min(r.coverage for r in mine):>6.1%} {sum(r.coverage >= 0.5 for r in mine):>6} "
+            f"{right.sum() / max(1.0, placed.sum()):>9.1%} {np.mean(stated) if stated else float('nan'):>6.1%}"
+        )
 
 
 def plot(rows: list[Row], path: Path) -> None:
