@@ -102,8 +102,13 @@ class Knobs:
     """Fewer honest reviews than this say too little: the validation tables decide, with no
     estimate. From 10 reviews, all among the least sure photos, the bound allowed no painting at
     all, where the cold rule still sorted 42 % at 95 %."""
-    folds: int = 5
-    """Parts the reviews are split into for honest scores (each scored by a model fitted to the rest)."""
+    folds: int = 20
+    """Parts the reviews are split into for honest scores (each scored by a model fitted to the
+    rest; up to this many reviews, each alone). A model fitted to four fifths of the reviews is
+    less sure than the re-sort's, fitted to all, so five parts made the estimate more cautious than
+    the folder: over eight draws of each shifted set (``trust.py --subsets``), twenty parts sorted
+    more of the paintings and of the sketches after 30 and after 60 reviews, still above 95 %
+    right together (docs/PERFORMANCE.md). Each part costs one refit of the head (0.1 to 0.2 s)."""
     bootstrap: int = 300
     """Resamples of the reviews that tell how sure the fitted temperature is."""
     level: float = 0.8
