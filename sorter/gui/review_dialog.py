@@ -333,12 +333,20 @@ class ReviewDialog(QDialog):
 
     def resort_rest(self) -> None:
         """Move the photos not reviewed where the re-score now puts them (``sorter resort``)."""
-        if self.classifier is None:
+        if self.classifier is None or not self.resort_button.isEnabled():  # one is running
             return
         from sorter.jobs.review_actions import resort_rest
 
         output, db, bundle = self.output, self.corrections_db, self.classifier.bundle
-        self._run_write(lambda: resort_rest(output, bundle, db))
+        # the estimate refits the model once per part of the reviews (a few seconds): say so, and
+        # take no second click that would only re-sort the same photos again
+        self.resort_button.setEnabled(False)
+        self.feedback.setText("Re-sorting the photos not reviewed…")
+        self._run_write(lambda: resort_rest(output, bundle, db), then=self._resort_ended)
+
+    def _resort_ended(self) -> None:
+        """Whatever became of the re-sort (done, or one sentence of why not), it can be asked again."""
+        self.resort_button.setEnabled(self.classifier is not None)
 
     def undo_last(self) -> None:
         from sorter.jobs.review_actions import undo_last_correction
@@ -346,10 +354,14 @@ class ReviewDialog(QDialog):
         output, db = self.output, self.corrections_db
         self._run_write(lambda: undo_last_correction(output, db))
 
-    def _run_write(self, work: Callable[[], Done]) -> None:
+    def _run_write(self, work: Callable[[], Done], then: Callable[[], None] | None = None) -> None:
+        """``work`` on the one writer thread; ``then`` (a method of this dialog, so it runs on the
+        GUI thread) after it, however it ended."""
         worker = FunctionWorker(work)
         worker.signals.returned.connect(self._after_write)
         worker.signals.errored.connect(lambda exc: messages.show_error(self, exc))
+        if then is not None:
+            worker.signals.finished.connect(then)
         self.workers.start(worker, self.write_pool)
 
     def _after_write(self, done: Done) -> None:

@@ -51,8 +51,15 @@ def test_a_correction_suggests_the_same_folder_for_its_twin_and_resort_moves_it(
         qtbot.keyClick(dialog, Qt.Key.Key_C)
     assert next(i for i in dialog.items if other.path in i.paths).reviewed
 
+    running = len(dialog.workers)
     with qtbot.waitSignal(dialog.loaded, timeout=60_000):
         dialog.resort_button.click()
+        # while it runs the dialog says so and takes no second re-sort
+        assert not dialog.resort_button.isEnabled()
+        assert dialog.feedback.text() == "Re-sorting the photos not reviewed…"
+        dialog.resort_rest()
+        assert len(dialog.workers) == running + 1
+    qtbot.waitUntil(dialog.resort_button.isEnabled, timeout=10_000)
     assert (out / target / twin_sorted.name).exists() and not twin_sorted.exists()
     assert other.path.exists(), "a confirmed photo is never moved"
     with CorrectionStore(tmp_path / "data" / "corrections.sqlite") as store:
