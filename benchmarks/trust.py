@@ -69,7 +69,7 @@ from sorter.model.scoring import score  # noqa: E402
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER  # noqa: E402
 from sorter.train.recipe import TrainSettings  # noqa: E402
 from sorter.train.retrain import retrain  # noqa: E402
-from sorter.train.train import fit_and_export  # noqa: E402
+from sorter.train.train import fit_and_export, get_args_parser, settings_from_args  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 NOT_SORTED = (UNSURE_FOLDER, OTHER_FOLDER)
@@ -111,14 +111,26 @@ def split_source(data: LabelledData, held_share: float, seed: int = 3) -> tuple[
     return train, held
 
 
-def train_model(name: str, train: list[Sample], work: Path) -> Path:
-    out = work / f"{name}.safetensors"
+def recipe_settings(recipe: str) -> TrainSettings:
+    """``head``: the head alone on Lite0 (what the tables before 2026-12-06 used); ``default``:
+    what ``sorter train DIR --out M`` builds on this machine (the 5-minute budget: Lite1 if it is
+    not worse, then the fine-tune if the time left allows)."""
+    if recipe == "head":
+        return TrainSettings()
+    parser = get_args_parser()
+    return settings_from_args(parser.parse_args(["unused", "--out", "unused"]))
+
+
+def train_model(name: str, train: list[Sample], work: Path, recipe: str = "head") -> Path:
+    out = work / (f"{name}.safetensors" if recipe == "head" else f"{name}-{recipe}.safetensors")
     if out.exists():
         return out
     classes = tuple(sorted({s.labels[0] for s in train}))
     data = LabelledData(tuple(train), classes, False, f"folder:{work / 'not-here'}")
     started = time.perf_counter()
-    fit_and_export(data, out, TrainSettings(), feature_cache=work / "train-features.sqlite")
+    trained = fit_and_export(data, out, recipe_settings(recipe), feature_cache=work / "train-features.sqlite")
+    kept = [a.get("recipe") for a in trained.report.get("attempts", []) if a.get("kept")]
+    print(f"[{name}] {recipe}: kept {kept or 'the head'}, validation {trained.evaluation.accuracy:.1%}", flush=True)
     print(f"[{name}] trained on {len(train)} photos in {time.perf_counter() - started:.0f} s", flush=True)
     return out
 
@@ -277,6 +289,12 @@ def main() -> None:
     parser.add_argument("--n", default="10,30,60")
     parser.add_argument("--work", help="keeps trained models between runs (default: a temporary folder)")
     parser.add_argument("--plot", help="write a precision-coverage plot here (PNG)")
+    parser.add_argument(
+        "--recipe",
+        choices=("head", "default"),
+        default="head",
+        help="how the models are trained: the head alone on Lite0, or what a default `sorter train` builds",
+    )
     parser.add_argument("--subsets", default="", help="seeds: run each pair on a random 80 %% of its photos per seed")
     parser.add_argument(
         "--knob",
@@ -314,7 +332,7 @@ def _run(args: argparse.Namespace) -> None:
     if {"pacs-art", "pacs-sketch", "pacs-photo"} & set(pairs):
         photo = load_data([DATASETS / "pacs_photo" / "images"])
         train, held = split_source(photo, 0.2)
-        model = train_model("pacs", train, work)
+        model = train_model("pacs", train, work, args.recipe)
         if "pacs-art" in pairs:
             rows += _runs("pacs-art", model, load_data([DATASETS / "pacs_art" / "images"]).samples, ns, work, seeds)
         if "pacs-sketch" in pairs:
@@ -326,7 +344,7 @@ def _run(args: argparse.Namespace) -> None:
         pool = [s for s in samples(F7, BCS) + samples(EXTRA, BCS) if not s.path.name.startswith("image_")]
         product = [s for s in pool if white_background(s.path)]
         scene = random.Random(7).sample([s for s in pool if not white_background(s.path)], 200)
-        model = train_model("product", product, work)
+        model = train_model("product", product, work, args.recipe)
         rows += _runs("product-scene", model, scene, ns, work, seeds)
     if "furniture-valid" in pairs:
         rows.append(furniture_valid())
