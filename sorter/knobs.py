@@ -78,8 +78,10 @@ class Knobs:
     """Pull towards the bundle's head (squared distance of the weights), so thirty photos bend the
     head rather than replace it."""
     adapt_max_valid_drop: float = 0.01
-    """A refit may cost at most this much accuracy on the replay's validation rows. Looser than
-    the memory's: the refit is what moves photos that merely look like a corrected one."""
+    """A refit may cost at most this much accuracy on the replay's validation rows, unless chance
+    explains the cost (an exact sign test over the rows where the two heads disagree: three photos
+    of 237 does not refuse a user's 60 reviews). Looser than the memory's: the refit is what moves
+    photos that merely look like a corrected one."""
     memory_max_valid_drop: float = 0.005
     """A memory strength may cost at most this much accuracy on the original validation photos:
     it votes on every photo, so it must cost nearly nothing where the head is right."""

@@ -20,11 +20,11 @@ from dataclasses import replace
 
 import torch
 
+from sorter.learn.significance import wins
 from sorter.model.architecture import EMBEDDED_WEIGHTS
 from sorter.train.callbacks import note
 from sorter.train.engine import TrainResult
 from sorter.train.recipe import Attempt, ProgressFn, TrainSettings
-from sorter.train.tail import wins
 
 STRONGER = ("efficientnet_lite1", 240)
 STEP = "lite1@240"
@@ -43,7 +43,7 @@ def keep_unless_worse(
 ) -> tuple[bool, str]:
     """Whether to keep the stronger network, from which validation photos each gets right, and
     the evidence in words. It is kept unless the default one is right on significantly more of
-    the photos where the two disagree (:func:`~sorter.train.tail.wins`, an exact sign test): a
+    the photos where the two disagree (:func:`~sorter.learn.significance.wins`, an exact sign test): a
     step is offered only where ``benchmarks/recipes.py`` found it no worse on held-out photos, so
     a difference that chance explains goes its way."""
     worse, p_value = wins(stronger_right, default_right)

@@ -12,7 +12,6 @@ on one batch before training starts, so a time budget decides how many epochs ru
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -26,6 +25,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from sorter.learn.datasets import LabelledData
+from sorter.learn.significance import wins
 from sorter.model.architecture import SorterNet
 from sorter.model.config import BundleConfig
 from sorter.train.callbacks import Report, note
@@ -35,8 +35,6 @@ from sorter.train.recipe import Attempt, ProgressFn, TrainSettings
 TAIL_FROM = 5
 """The first block that trains: EfficientNet-Lite's last two stages (192 and 320 channels at 7x7)
 and its head convolution, 2.7 M of its 3.4 M weights but a small share of its arithmetic."""
-SIGNIFICANCE = 0.05
-"""The tail is kept when its gain on the validation photos has less than this chance of being luck."""
 TAIL_LR = 1e-3
 """The largest learning rate of the tail's blocks (the head's is the same; the blocks' first group
 a third of it): measured on furniture7, higher rates lost what the head had learnt."""
@@ -138,20 +136,6 @@ def right_of(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
         logits = torch.cat([net(x[i : i + 256].to(next(net.parameters()).device)).cpu() for i in range(0, len(x), 256)])
     return logits.argmax(dim=1) == y
-
-
-def wins(before: torch.Tensor, after: torch.Tensor, level: float = SIGNIFICANCE) -> tuple[bool, float]:
-    """Whether ``after`` is right on significantly more of the same photos than ``before``: an
-    exact one-sided sign test on the photos they disagree on (McNemar's). A few hundred
-    validation photos cannot tell a point or two from chance, and a step kept on chance cost
-    held-out accuracy in ``benchmarks/recipes.py``. Returns the verdict and the p-value."""
-    gained = int((after & ~before).sum())
-    lost = int((before & ~after).sum())
-    n = gained + lost
-    if n == 0:
-        return False, 1.0
-    p = sum(math.comb(n, k) for k in range(gained, n + 1)) / 2**n
-    return p < level, p
 
 
 def prepare_tail(

@@ -120,3 +120,27 @@ def test_no_adaptation_without_a_replay_or_when_it_would_cost_validation(
     k = len(bundle.config.classes)
     wrong = (replay.labels[replay.valid] + 1) % k
     assert adapt_head(bundle.head, replay, replay.features[replay.valid].astype(np.float32), wrong) is None
+
+
+def test_a_refit_is_refused_only_for_a_cost_beyond_chance(tiny_model: Any) -> None:
+    """Three validation rows taught the wrong class cost three photos, over the one-point budget
+    of a small validation set but within chance (p = 1/8 when the heads disagree on only those):
+    the user's reviews are kept. A dozen cost more than chance explains: refused."""
+    bundle = load_bundle(tiny_model.path)
+    replay = bundle.read_replay()
+    assert replay is not None
+    valid = np.flatnonzero(replay.valid)
+    k = len(bundle.config.classes)
+    x = replay.features.astype(np.float32)
+
+    def taught_wrong(n: int) -> Any:
+        rows = valid[:n]
+        wrong = (replay.labels[rows] + 1) % k
+        # each row several times over, as a user who reviewed near-duplicates would
+        return adapt_head(bundle.head, replay, np.repeat(x[rows], 4, axis=0), np.repeat(wrong, 4))
+
+    few = taught_wrong(3)
+    assert few is not None, "a cost that chance explains keeps the reviews"
+    lost = round((few.valid_before - few.valid_after) * len(valid))
+    assert 0 < lost <= 3 and few.valid_after < few.valid_before - 0.01
+    assert taught_wrong(12) is None

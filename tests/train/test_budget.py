@@ -132,7 +132,7 @@ def test_a_retrain_keeps_the_tuned_body_and_refits_the_head(tail_model: Any, tab
 
 
 def test_the_tail_is_kept_only_for_a_gain_beyond_chance() -> None:
-    from sorter.train.tail import wins
+    from sorter.learn.significance import wins
 
     def rights(pattern: str) -> torch.Tensor:
         return torch.tensor([c == "1" for c in pattern])
