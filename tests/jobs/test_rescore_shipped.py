@@ -72,7 +72,11 @@ def test_corrections_update_the_calibration(furniture: Path, tmp_path: Path) -> 
         assert found.calibrated_on == 8
         chair = bundle.config.classes.index("chair")
         assert found.policy.thresholds[chair] > before.thresholds[chair]
-        assert np.allclose(np.delete(found.policy.thresholds, chair), np.delete(before.thresholds, chair))
+        # eight confident mistakes of one kind: the folder is treated as shifted, where no class
+        # sorts below the precision asked; the recalibration itself moved only `chair`
+        assert found.policy.doubted == {"chair"} and found.policy.typical_threshold is not None
+        others = np.maximum(np.delete(before.thresholds, chair), np.float32(0.95))
+        assert np.allclose(np.delete(found.policy.thresholds, chair), others)
         fixed = rescore(out, bundle, store, policy_for(bundle.config, threshold=0.6))
         assert fixed.calibrated_on == 0 and np.allclose(fixed.policy.thresholds, 0.6), "a fixed threshold stays"
         later = replace(bundle, config=bundle.config.with_training(date="9999-01-01T00:00:00+00:00"))
