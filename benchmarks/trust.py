@@ -28,8 +28,11 @@ in eight draws. ``--subsets 1,2,...`` runs each pair once per seed on a random 8
 and prints, per pair and N, the mean share sorted, the smallest, and the precision of all the
 runs' sorted photos together: a rule is chosen on those, on both shifted sets.
 
+``--recipe default`` trains the models as a default ``sorter train`` does (the 5-minute budget
+kept Lite1@240 for ``pacs_photo``), not with the head alone on Lite0: a rule is chosen with both.
+
 Run: ``python benchmarks/trust.py [--pairs pacs-art,pacs-sketch,pacs-photo,product-scene,furniture-valid]
-[--subsets 1,2,3,4,5,6,7,8] [--n 10,30,60] [--work DIR] [--plot docs/trust.png]``
+[--recipe head|default] [--subsets 1,2,3,4,5,6,7,8] [--n 10,30,60] [--work DIR] [--plot docs/trust.png]``
 """
 
 from __future__ import annotations
