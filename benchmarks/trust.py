@@ -132,7 +132,7 @@ def train_model(name: str, train: list[Sample], work: Path, recipe: str = "head"
     data = LabelledData(tuple(train), classes, False, f"folder:{work / 'not-here'}")
     started = time.perf_counter()
     trained = fit_and_export(data, out, recipe_settings(recipe), feature_cache=work / "train-features.sqlite")
-    kept = [a.get("recipe") for a in trained.report.get("attempts", []) if a.get("kept")]
+    kept = [a.get("recipe") for a in trained.report.get("tried", []) if a.get("kept")]
     print(f"[{name}] {recipe}: kept {kept or 'the head'}, validation {trained.evaluation.accuracy:.1%}", flush=True)
     print(f"[{name}] trained on {len(train)} photos in {time.perf_counter() - started:.0f} s", flush=True)
     return out

@@ -307,6 +307,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
         training = _typicality_index(classifier, summary.notes)
         watch = ShiftWatch(training is not None)
         weighed = weighed_one_by_one(classifier.config, training, classifier.classify(todo, lambda c: c.path))
+        under_shift = policy.under_shift(True)  # once, not per photo
         for pred, evidence in watch.stream(weighed):
             c = pred.item
             if evidence is None:
@@ -316,7 +317,7 @@ def sort_folder(options: SortOptions, classifier: Classifier) -> Generator[SortE
                     writer.submit(journal.record_failure, run_id, c.path, c.size, c.mtime_ns, error).result()
                 yield event(c, "failed", error=pred.error)
                 continue
-            labels, reason = policy.under_shift(watch.shifted).decide(*evidence.row(0))
+            labels, reason = (under_shift if watch.shifted else policy).decide(*evidence.row(0))
             probs = evidence.probs[0]
             top = tuple(top_k(probs, classifier.classes))
             confidence = float(probs.max())

@@ -10,25 +10,20 @@ the same exact one-sided sign test over the photos where the two disagree (McNem
 from __future__ import annotations
 
 import math
-from typing import Protocol, Self
+
+import numpy as np
+import numpy.typing as npt
 
 SIGNIFICANCE = 0.05
 """A difference counts when chance alone gives it less often than this."""
 
 
-class _Rights(Protocol):
-    """Which photos were right, as a boolean torch tensor or numpy array."""
-
-    def __and__(self, other: Self, /) -> Self: ...
-    def __invert__(self) -> Self: ...
-    def sum(self) -> object: ...
-
-
-def wins(before: _Rights, after: _Rights, level: float = SIGNIFICANCE) -> tuple[bool, float]:
+def wins(before: npt.ArrayLike, after: npt.ArrayLike, level: float = SIGNIFICANCE) -> tuple[bool, float]:
     """Whether ``after`` is right on significantly more of the same photos than ``before``
-    (booleans, photo for photo). Returns the verdict and the p-value."""
-    gained = int((after & ~before).sum())  # type: ignore[call-overload]
-    lost = int((before & ~after).sum())  # type: ignore[call-overload]
+    (booleans, photo for photo: numpy arrays or CPU tensors). Returns the verdict and the p-value."""
+    was, now = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
+    gained = int((now & ~was).sum())
+    lost = int((was & ~now).sum())
     n = gained + lost
     if n == 0:
         return False, 1.0
