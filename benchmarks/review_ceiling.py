@@ -37,35 +37,24 @@ sys.path.insert(0, str(ROOT))
 
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
-from benchmarks.trust import DATASETS, split_source, train_model  # noqa: E402
+from benchmarks.trust import DATASETS, oracle_share, split_source, train_model  # noqa: E402
 from sorter.learn.datasets import Sample, load_data  # noqa: E402
 from sorter.model.bundle import load_bundle  # noqa: E402
 from sorter.model.classifier import Classifier  # noqa: E402
-from sorter.model.preprocess import Preprocessor  # noqa: E402
 
 PRECISION = 0.9
 USER_WEIGHT = 10.0
 """How much one labelled photo of the folder counts against one training row in the fit."""
 
 
-def oracle(confidence: np.ndarray, right: np.ndarray, precision: float = PRECISION) -> float:
-    """The largest share of photos that a cut of ``confidence`` sorts at ``precision`` or better."""
-    order = np.argsort(-confidence, kind="stable")
-    hits = right[order].astype(np.float64)
-    running = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    ok = np.flatnonzero(running >= precision)
-    return float(ok.max() + 1) / len(hits) if len(ok) else 0.0
-
-
-def features_of(model: Path, samples: list[Sample], batch: int = 32) -> np.ndarray:
-    """Body features of every photo, computed as sorting computes them (clean view)."""
-    classifier = Classifier.load(model, device="cpu")
-    decode = Preprocessor(classifier.bundle.config)
+def features_of(classifier: Classifier, samples: list[Sample]) -> np.ndarray:
+    """Body features of every photo, through the classifier's own batched path, as sorting keeps them."""
     rows = []
-    for start in range(0, len(samples), batch):
-        arrays = [decode(s.path) for s in samples[start : start + batch]]
-        rows.append(classifier.predict_with_features(arrays)[1])
-    return np.concatenate(rows).astype(np.float32)
+    for found in classifier.classify([s.path for s in samples], lambda p: p):
+        if found.features is None:
+            raise SystemExit(f"{found.item}: {found.error or 'no features'}")
+        rows.append(found.features)
+    return np.stack(rows).astype(np.float32)
 
 
 def propagate(features: np.ndarray, prior: np.ndarray, seeds: dict[int, int], k: int = 10) -> np.ndarray:
@@ -115,12 +104,13 @@ def main() -> None:
     if replay is None:
         raise SystemExit(f"{model} keeps no training replay")
     xs, ys = replay.features.astype(np.float32), replay.labels
+    classifier = Classifier.load(model, device="cpu")
     arch = bundle.config.architecture
     print(f"model: {model.name} ({arch}); >= {PRECISION:.0%} right; mean (least) of {args.draws} draws")
     print(f"{'folder':12} {'N':>4} {'fit':28} {'top-1':>7} {'ceiling':>16}")
     for name in ("pacs_art", "pacs_sketch"):
         samples = list(load_data([DATASETS / name / "images"]).samples)
-        feats = features_of(model, samples)
+        feats = features_of(classifier, samples)
         truth = np.array([classes.index(s.labels[0]) for s in samples])
         for n in (int(v) for v in args.n.split(",")):
             results: dict[str, list[tuple[float, float]]] = {}
@@ -143,7 +133,8 @@ def main() -> None:
                     ("+ label propagation", spread),
                 ):
                     right = (probs.argmax(1) == truth)[rest]
-                    results.setdefault(label, []).append((right.mean(), oracle(probs.max(1)[rest], right)))
+                    ceiling = oracle_share(probs.max(1)[rest], right, PRECISION)
+                    results.setdefault(label, []).append((right.mean(), ceiling))
             for label, got in results.items():
                 top1 = np.array([a for a, _ in got])
                 ceiling = np.array([c for _, c in got])

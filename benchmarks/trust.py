@@ -232,8 +232,12 @@ def _oracle(
     sort with ``at`` of them right, the cut chosen knowing every photo's truth: what no rule that
     sorts by confidence can beat."""
     confidence, right = _top1(photos, classes, truth, reviewed)
-    if len(right) == 0:
-        return float("nan")
+    return oracle_share(confidence, right, at) if len(right) else float("nan")
+
+
+def oracle_share(confidence: np.ndarray, right: np.ndarray, at: float = 0.9) -> float:
+    """The largest share of photos (at least one) that a cut of ``confidence`` sorts with ``at``
+    of them ``right``."""
     hits = right[np.argsort(-confidence, kind="stable")]
     precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
     good = np.flatnonzero(precision >= at)
