@@ -13,7 +13,8 @@ is kept). Recipes, each trained with ``fit_and_export`` as ``sorter train`` woul
 * ``ladder``: the budget before the fine-tune joined it (issue 19's);
 * ``fine-tune``: the head, then 4 epochs of the whole network, batch norm frozen;
 * ``budget+tail``: the tail within 5 minutes, kept only for a gain beyond chance (``--tail-epochs``);
-* ``lite0@260``, ``lite1@240``: the head alone on a larger input, or on the Lite1 body;
+* ``lite0@260``, ``lite1@240``, ``lite2@260``: the head alone on a larger input, or on the Lite1
+  or Lite2 body (Lite2 needs ``pip install sorter[lite]``);
 * ``views6``: the head on 6 augmented views' features instead of 3 (``budget+views6``: the budget
   with them);
 * ``budget+ft8``: the budget with its fine-tune allowed up to 8 epochs instead of 4, where the time
@@ -70,6 +71,7 @@ RECIPES = {
     "budget+tail": TrainSettings(tail_epochs=TAIL_EPOCHS, budget_s=300.0),
     "lite0@260": TrainSettings(size=260),
     "lite1@240": TrainSettings(architecture="efficientnet_lite1", size=240),
+    "lite2@260": TrainSettings(architecture="efficientnet_lite2", size=260),
     "fine-tune": TrainSettings(fine_tune_epochs=4),
     "views6": TrainSettings(views=6),
     "budget+views6": TrainSettings(ladder=True, budget_s=300.0, fine_tune_budget=True, views=6),
