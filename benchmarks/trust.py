@@ -28,11 +28,15 @@ in eight draws. ``--subsets 1,2,...`` runs each pair once per seed on a random 8
 and prints, per pair and N, the mean share sorted, the smallest, and the precision of all the
 runs' sorted photos together: a rule is chosen on those, on both shifted sets.
 
+``--per-click``: the simulated user's queue is built again after every review, as the review
+dialog builds it after every click, instead of once per step (10, 30, 60).
+
 ``--recipe default`` trains the models as a default ``sorter train`` does (the 5-minute budget
 kept Lite1@240 for ``pacs_photo``), not with the head alone on Lite0: a rule is chosen with both.
 
 Run: ``python benchmarks/trust.py [--pairs pacs-art,pacs-sketch,pacs-photo,product-scene,furniture-valid]
-[--recipe head|default] [--subsets 1,2,3,4,5,6,7,8] [--n 10,30,60] [--work DIR] [--plot docs/trust.png]``
+[--recipe head|default] [--subsets 1,2,3,4,5,6,7,8] [--n 10,30,60] [--per-click] [--work DIR]
+[--plot docs/trust.png]``
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ from sorter.knobs import DEFAULT, overridden  # noqa: E402
 from sorter.learn.datasets import LabelledData, Sample, load_data  # noqa: E402
 from sorter.learn.evidence import gather  # noqa: E402
 from sorter.learn.shift import TypicalityIndex, folder_shift  # noqa: E402
-from sorter.model.bundle import load_bundle  # noqa: E402
+from sorter.model.bundle import Bundle, load_bundle  # noqa: E402
 from sorter.model.classifier import Classifier  # noqa: E402
 from sorter.model.scoring import score  # noqa: E402
 from sorter.names import OTHER_FOLDER, UNSURE_FOLDER  # noqa: E402
@@ -159,7 +163,39 @@ def measure(out: Path, truth: dict[str, str], reviewed: set[str], accuracy: floa
     return len(placed) / max(1, len(rest)), right / max(1, len(placed)), accuracy
 
 
-def run_pair(pair: str, model: Path, photos: Sequence[Sample], ns: list[int], work: Path) -> list[Row]:
+def review(
+    out: Path,
+    bundle: Bundle,
+    store: CorrectionStore,
+    truth: dict[str, str],
+    reviewed: set[str],
+    n: int,
+    per_click: bool,
+) -> None:
+    """The simulated user reviews photos of the review's queue until ``n`` are reviewed: wrong ones
+    corrected, right ones confirmed. The queue is taken once, or (``per_click``) built again after
+    every review, as the review dialog does."""
+    while len(reviewed) < n:
+        queue = photos_in_order(build_queue(out, bundle, store))
+        with Journal.open(out, create=False, lock=False) as journal:
+            source_of = {p.path: p.source.name for p in journal.placements()}
+        todo = [path for path in queue if source_of[path] not in reviewed]
+        if not todo:
+            return
+        for path in todo[: 1 if per_click else n - len(reviewed)]:
+            name = source_of[path]
+            reviewed.add(name)
+            if path.parent.name != truth[name]:
+                correct(out, path, truth[name], store)
+            else:
+                confirm(out, path, store)
+        if not per_click:
+            return
+
+
+def run_pair(
+    pair: str, model: Path, photos: Sequence[Sample], ns: list[int], work: Path, per_click: bool = False
+) -> list[Row]:
     src, out = work / f"{pair}-photos", work / f"{pair}-sorted"
     shutil.rmtree(src, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
@@ -180,20 +216,7 @@ def run_pair(pair: str, model: Path, photos: Sequence[Sample], ns: list[int], wo
         rows[-1].plain = _plain(found, truth, reviewed)
         print(f"[{pair}] cold: {rows[-1]}", flush=True)
         for n in ns:
-            queue = photos_in_order(build_queue(out, bundle, store))
-            with Journal.open(out, create=False, lock=False) as journal:
-                source_of = {p.path: p.source.name for p in journal.placements()}
-            for path in queue:
-                if len(reviewed) >= n:
-                    break
-                name = source_of[path]
-                if name in reviewed:
-                    continue
-                reviewed.add(name)
-                if path.parent.name != truth[name]:
-                    correct(out, path, truth[name], store)
-                else:
-                    confirm(out, path, store)
+            review(out, bundle, store, truth, reviewed, n, per_click)
             report = resort(out, bundle, store)
             found = rescore(out, bundle, store)
             acc = _accuracy(found.photos, bundle.config.classes, truth, reviewed)
@@ -302,6 +325,11 @@ def main() -> None:
         default="head",
         help="how the models are trained: the head alone on Lite0, or what a default `sorter train` builds",
     )
+    parser.add_argument(
+        "--per-click",
+        action="store_true",
+        help="the simulated user's queue is built again after every review, as the review dialog's is",
+    )
     parser.add_argument("--subsets", default="", help="seeds: run each pair on a random 80 %% of its photos per seed")
     parser.add_argument(
         "--knob",
@@ -341,18 +369,26 @@ def _run(args: argparse.Namespace) -> None:
         train, held = split_source(photo, 0.2)
         model = train_model("pacs", train, work, args.recipe)
         if "pacs-art" in pairs:
-            rows += _runs("pacs-art", model, load_data([DATASETS / "pacs_art" / "images"]).samples, ns, work, seeds)
+            rows += _runs(
+                "pacs-art",
+                model,
+                load_data([DATASETS / "pacs_art" / "images"]).samples,
+                ns,
+                work,
+                seeds,
+                args.per_click,
+            )
         if "pacs-sketch" in pairs:
             sketches = load_data([DATASETS / "pacs_sketch" / "images"]).samples
-            rows += _runs("pacs-sketch", model, sketches, ns, work, seeds)
+            rows += _runs("pacs-sketch", model, sketches, ns, work, seeds, args.per_click)
         if "pacs-photo" in pairs:
-            rows += _runs("pacs-photo", model, held, ns, work, seeds)
+            rows += _runs("pacs-photo", model, held, ns, work, seeds, args.per_click)
     if "product-scene" in pairs:
         pool = [s for s in samples(F7, BCS) + samples(EXTRA, BCS) if not s.path.name.startswith("image_")]
         product = [s for s in pool if white_background(s.path)]
         scene = random.Random(7).sample([s for s in pool if not white_background(s.path)], 200)
         model = train_model("product", product, work, args.recipe)
-        rows += _runs("product-scene", model, scene, ns, work, seeds)
+        rows += _runs("product-scene", model, scene, ns, work, seeds, args.per_click)
     if "furniture-valid" in pairs:
         rows.append(furniture_valid())
     print()
@@ -373,14 +409,16 @@ def _run(args: argparse.Namespace) -> None:
         plot(rows, Path(args.plot))
 
 
-def _runs(pair: str, model: Path, photos: Sequence[Sample], ns: list[int], work: Path, seeds: list[int]) -> list[Row]:
+def _runs(
+    pair: str, model: Path, photos: Sequence[Sample], ns: list[int], work: Path, seeds: list[int], per_click: bool
+) -> list[Row]:
     """One run on all of ``photos``, or one per seed on a random 80 % of them."""
     if not seeds:
-        return run_pair(pair, model, photos, ns, work)
+        return run_pair(pair, model, photos, ns, work, per_click)
     rows = []
     for seed in seeds:
         subset = random.Random(seed).sample(list(photos), int(0.8 * len(photos)))
-        rows += run_pair(f"{pair}~{seed}", model, subset, ns, work)
+        rows += run_pair(f"{pair}~{seed}", model, subset, ns, work, per_click)
     return rows
 
 

@@ -171,7 +171,8 @@ def build_queue(
                 seen[r.path] = scored_item(r, rank)
     ordered = in_queue_order(list(seen.values()))
     grouped = group_near_duplicates(ordered, kept_looks(output, shas), features)
-    return ReviewQueue(interleave_spot_checks(grouped), adapted_on, shift, estimate)
+    done = sum(1 for i in grouped if i.reviewed)
+    return ReviewQueue(interleave_spot_checks(grouped, done=done), adapted_on, shift, estimate)
 
 
 def scored_item(r: Rescored, rank: int) -> QueueItem:
@@ -339,10 +340,13 @@ def queue_key(
     return (not suggested, reviewed, reason == NONE_OF_THESE, label not in NOT_SORTED, rank, confidence, name)
 
 
-def interleave_spot_checks(ordered: Sequence[QueueItem], every: int | None = None) -> list[QueueItem]:
+def interleave_spot_checks(ordered: Sequence[QueueItem], every: int | None = None, done: int = 0) -> list[QueueItem]:
     """Spread the spot checks of a sorted queue: one in every ``every`` (default ``spot_every``)
-    of the photos not yet reviewed, from the first page on; what is left of them goes before the
-    reviewed photos."""
+    reviews, counting the ``done`` already made, so the photos not yet reviewed are placed as the
+    user's next reviews. The dialog builds the queue again after every click and keeps its cursor,
+    so a user who takes the top photo each time meets one every ``every`` clicks, as a user who
+    goes down the first page does (placed by the unreviewed photos alone, the next was always
+    three ahead of the first). What is left of them goes before the reviewed photos."""
     every = knobs().spot_every if every is None else every
     spots = [q for q in ordered if q.spot_check and not q.reviewed]
     if not spots or every <= 0:
@@ -354,8 +358,8 @@ def interleave_spot_checks(ordered: Sequence[QueueItem], every: int | None = Non
         if q.reviewed:
             out.extend(spots)
             spots = []
-        out.append(q)
-        if spots and not q.reviewed and len(out) % every == every - 1:
+        elif spots and (done + len(out)) % every == every - 1:
             out.append(spots.pop(0))
+        out.append(q)
     out.extend(spots)
     return out

@@ -3,6 +3,7 @@ confident photo every few."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,19 @@ def test_no_spot_checks_without_sorted_photos_and_leftovers_before_the_reviewed(
     reviewed = _item("r.jpg", 0.99, reviewed=True)
     items = [scored_item(r, rank) for rank, r in enumerate([unsure[0], *spot, reviewed])]
     assert interleave_spot_checks(items, every=4) == items
+
+
+def test_spot_checks_are_placed_by_the_reviews_already_made() -> None:
+    """The queue is built again after every click: the next spot check is due by the count of
+    reviews so far, so a user who takes the top photo meets it when it is due."""
+    doubtful = [scored_item(_item(f"u{i}.jpg", 0.3 + 0.01 * i, UNSURE_FOLDER), i) for i in range(8)]
+    spots = [replace(scored_item(_item(f"s{i}.jpg", 0.99), 100 + i), spot_check=True) for i in range(2)]
+    items = in_queue_order([*doubtful, *spots])
+
+    def marks(done: int) -> list[bool]:
+        return [q.spot_check for q in interleave_spot_checks(items, every=4, done=done)]
+
+    assert marks(0)[:8] == [False, False, False, True] * 2, "as on the first page: the fourth, the eighth"
+    assert marks(3)[:5] == [True, False, False, False, True], "three reviews made: the next one is due"
+    assert marks(1)[:7] == [False, False, True, False, False, False, True]
+    assert marks(4) == marks(0)
