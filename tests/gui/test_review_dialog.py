@@ -117,3 +117,37 @@ def test_near_duplicates_are_one_group_and_move_together(qtbot, general_classifi
     assert {p.name for p in (out / "Pets").iterdir()} == {"cat.jpg", "cat-small.jpg"}
     dialog.close()
     pool.waitForDone(30_000)
+
+
+def test_a_user_who_reviews_the_selected_photo_meets_a_spot_check_on_the_fourth(  # type: ignore[no-untyped-def]
+    qtbot, general_classifier, photo_folder: Path, tmp_path: Path
+) -> None:
+    """The dialog rebuilds its queue after each click and keeps the cursor on the same row: the
+    spot check that is due must come to that row, not stay three rows below it."""
+    from PySide6.QtCore import QThreadPool
+
+    from sorter.jobs.events import drive
+    from sorter.jobs.sorting import SortOptions, sort_folder
+
+    out = tmp_path / "out"
+    drive(sort_folder(SortOptions(photo_folder, out), general_classifier), lambda e: None)
+    pool = QThreadPool()
+    dialog = ReviewDialog(out, tmp_path / "corrections.sqlite", pool, general_classifier)
+    qtbot.add_widget(dialog)
+    with qtbot.waitSignal(dialog.loaded, timeout=30_000):
+        dialog.show()
+    qtbot.waitExposed(dialog)
+    met = []
+    for _ in range(4):
+        row = dialog.grid.currentRow()
+        item = dialog.items[row]
+        assert row == 0 and not item.reviewed
+        met.append((item.spot_check, dialog.grid.item(row).text().endswith("right? (C)")))
+        with qtbot.waitSignal(dialog.loaded, timeout=30_000):
+            if item.label == UNSURE_FOLDER:
+                dialog.apply_label(general_classifier.classes[0])
+            else:
+                qtbot.keyClick(dialog, Qt.Key.Key_C)
+    assert met == [(False, False)] * 3 + [(True, True)], "the fourth is a spot check, and its tile says so"
+    dialog.close()
+    pool.waitForDone(30_000)
