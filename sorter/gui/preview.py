@@ -67,6 +67,10 @@ class PreviewPane(QWidget):
         layout.addLayout(row)
 
     def show_photo(self, path: Path | None) -> None:
+        """Show ``path`` (None: no photo is selected). Until its image has loaded the pane says so,
+        rather than keep the photo before it, which the user would take for this one."""
+        if path != self.path:
+            self.image.setText("Loading…" if path is not None else "Select a photo")
         self.path = path
         self.refresh()
 

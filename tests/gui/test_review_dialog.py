@@ -151,3 +151,26 @@ def test_a_user_who_reviews_the_selected_photo_meets_a_spot_check_on_the_fourth(
     assert met == [(False, False)] * 3 + [(True, True)], "the fourth is a spot check, and its tile says so"
     dialog.close()
     pool.waitForDone(30_000)
+
+
+def test_the_preview_never_shows_the_last_photo_while_the_next_one_loads(qtbot, photo_folder: Path) -> None:  # type: ignore[no-untyped-def]
+    """After a click the queue is rebuilt and the cursor lands on another photo; on a busy machine
+    its preview takes a moment, and the one just reviewed must not stand in for it meanwhile (the
+    user judges the large photo and presses C)."""
+    from PySide6.QtCore import QThreadPool
+
+    from sorter.gui.preview import PreviewPane
+
+    first, second = sorted(photo_folder.glob("*.jp*g"))[:2]
+    pool = QThreadPool()
+    pane = PreviewPane(pool, None)
+    qtbot.add_widget(pane)
+    with qtbot.waitSignal(pane.thumbs.ready, timeout=30_000):
+        pane.show_photo(first)
+    assert not pane.image.pixmap().isNull()
+    pane.show_photo(second)  # not loaded yet
+    assert pane.image.pixmap().isNull(), "the photo reviewed before is not shown for the next one"
+    qtbot.waitUntil(lambda: not pane.image.pixmap().isNull(), timeout=30_000)
+    pane.show_photo(first)  # loaded before: shown at once
+    assert not pane.image.pixmap().isNull()
+    pool.waitForDone(30_000)
