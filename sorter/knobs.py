@@ -143,6 +143,11 @@ class Knobs:
     spot_every: int = 4
     """One photo in this many at the head of the queue is a spot check of a confident one, so
     the reviews are not only the doubtful photos (0: none; measured in docs/PERFORMANCE.md)."""
+    spot_sure: float = 0.95
+    """A photo the re-score is at least this sure of is a spot check's candidate even where it is
+    not sorted yet (``_unsure``): the re-sort sorts the surest photos first, so the spot checks must
+    sample those, not only the cold sort's few (sketches: every spot check was one of 27 cold-sorted
+    guitars and dogs, while the re-sort then sorted sketches of people as dogs)."""
     duplicate_cosine: float = 0.9
     """Photos whose difference hashes are near are one group of the review only when their
     features are at least this close too: a group is corrected as one, and sketches' hashes are

@@ -329,7 +329,9 @@ class ReviewDialog(QDialog):
         from sorter.jobs.review_actions import confirm_photos
 
         output, db = self.output, self.corrections_db
-        self._run_write(lambda: confirm_photos(output, paths, db))
+        # a photo held back that the review offers a category for ("_unsure → dog?") goes there
+        offered = {p: i.suggested for i in self.items if i.suggested for p in i.paths}
+        self._run_write(lambda: confirm_photos(output, paths, db, offered))
 
     def resort_rest(self) -> None:
         """Move the photos not reviewed where the re-score now puts them (``sorter resort``)."""

@@ -57,6 +57,8 @@ class Rescored:
     """How well it fits any category (see :mod:`sorter.learn.ood`)."""
     typical: float = 1.0
     """How typical of the training (and reviewed) photos it is (see :mod:`sorter.learn.shift`)."""
+    guess: str = ""
+    """The category it is likeliest to be, even where it is held back (a spot check asks about it)."""
 
     @property
     def changed(self) -> bool:
@@ -213,6 +215,7 @@ def rescore(
                 reason=reason,
                 fit=float(fit),
                 typical=float(typ),
+                guess=bundle.config.classes[int(np.argmax(row))],
             )
         )
     return Rescoring(out, feats, missing, policy, calibrated_on, head, shift, estimate)

@@ -42,15 +42,31 @@ def correct_photos(output: Path, paths: list[Path], label: str, db: Path, known:
     return Done(f"Moved {_photos(len(moved))} to {target}; the next retrain learns from it.", moved)
 
 
-def confirm_photos(output: Path, paths: list[Path], db: Path) -> Done:
-    """Record that these photos are in the right folder (those in _unsure or _other cannot be)."""
-    usable = [p for p in paths if p.parent.name not in (UNSURE_FOLDER, OTHER_FOLDER)]
-    if not usable:
+def confirm_photos(output: Path, paths: list[Path], db: Path, offered: dict[Path, str] | None = None) -> Done:
+    """Record that these photos are in the right folder. A photo in _unsure or _other cannot be;
+    one the review ``offered`` a category for ("_unsure → dog?") is moved there instead, as the
+    user said that category is right."""
+    offered = offered or {}
+    held = {p for p in paths if p.parent.name in (UNSURE_FOLDER, OTHER_FOLDER)}
+    accepted = {p: offered[p] for p in held if offered.get(p) not in (None, UNSURE_FOLDER, OTHER_FOLDER)}
+    usable = [p for p in paths if p not in held]
+    if not usable and not accepted:
         return Done(f"Photos in {UNSURE_FOLDER} cannot be confirmed: move them to their category instead.")
+    moved = []
     with CorrectionStore(db) as store:
         for path in usable:
             confirm(output, path, store)
-    return Done(f"Confirmed {_photos(len(usable))}: they stay where they are, and teach the next retrain.")
+        for path, label in accepted.items():
+            moved.append((path, correct(output, path, label, store).path))
+    said = []
+    if usable:
+        said.append(f"Confirmed {_photos(len(usable))}: they stay where they are, and teach the next retrain.")
+    if moved:
+        folders = sorted({new.parent.name for _, new in moved})
+        said.append(
+            f"Moved {_photos(len(moved))} to {', '.join(folders)}, as you confirmed; the next retrain learns from it."
+        )
+    return Done(" ".join(said), moved)
 
 
 def resort_rest(output: Path, bundle: Bundle, db: Path) -> Done:

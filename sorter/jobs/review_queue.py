@@ -119,7 +119,7 @@ def overview(items: list[QueueItem], adapted_on: int, unlike: str) -> str:
         return "No photos are left in this folder."
     groups = sum(1 for i in items if i.similar)
     grouped = f" ({groups} groups of near-duplicates shown as one)" if groups else ""
-    changed = sum(len(i.paths) for i in items if i.suggested)
+    changed = sum(len(i.paths) for i in items if i.suggested and not i.spot_check)
     parts = [f"{unlike}{total} photos{grouped}."]
     if adapted_on:
         parts.append(f"The model adapted to your {adapted_on} reviewed {'photo' if adapted_on == 1 else 'photos'}.")
@@ -181,12 +181,24 @@ def scored_item(r: Rescored, rank: int) -> QueueItem:
         r.path,
         r.current,
         r.confidence,
-        suggested=r.suggested if r.changed and not r.reviewed else None,
+        suggested=_suggestion(r),
         reviewed=r.reviewed,
         reason=r.reason if r.current in NOT_SORTED else None,
         rank=rank,
         spot_check=r.spot_check,
     )
+
+
+def _suggestion(r: Rescored) -> str | None:
+    """The folder the review offers: where the re-score would move the photo, or, for a spot
+    check held back in ``_unsure``, the category it is likeliest to be (C accepts it)."""
+    if r.reviewed:
+        return None
+    if r.changed:
+        return r.suggested
+    if r.spot_check and r.current in NOT_SORTED and r.guess:
+        return r.guess
+    return None
 
 
 def in_queue_order(items: list[QueueItem]) -> list[QueueItem]:
@@ -195,7 +207,7 @@ def in_queue_order(items: list[QueueItem]) -> list[QueueItem]:
         items,
         key=lambda i: queue_key(
             i.label,
-            suggested=i.suggested is not None,
+            suggested=i.suggested is not None and not i.spot_check,
             reviewed=i.reviewed,
             reason=i.reason,
             rank=i.rank,
@@ -312,13 +324,20 @@ def review_order(
 
 
 def _spot_checks(scored: Sequence[Rescored], count: int) -> list[int]:
-    """``count`` photos sorted into a category, not reviewed, whose folder the re-score keeps:
-    a uniform random sample (an unbiased look at how often the sorted photos are right) that is
-    the same on every re-score, since it is drawn by content hash, so the queue does not
-    reshuffle after each correction."""
+    """``count`` photos not reviewed that are sorted into a category the re-score keeps, or that the
+    re-score is sure of (``spot_sure``) wherever they lie: a uniform random sample (an unbiased
+    look at how often the photos a re-sort sorts are right) that is the same on every re-score,
+    since it is drawn by content hash, so the queue does not reshuffle after each correction."""
     if count <= 0:
         return []
-    pool = [i for i, r in enumerate(scored) if not r.reviewed and not r.changed and r.current not in NOT_SORTED]
+    sure = knobs().spot_sure
+    pool = [
+        i
+        for i, r in enumerate(scored)
+        if not r.reviewed
+        and OTHER_FOLDER not in (r.current, r.suggested)
+        and ((not r.changed and r.current not in NOT_SORTED) or r.confidence >= sure)
+    ]
     pool.sort(key=lambda i: (scored[i].placement.sha256, scored[i].path.name))
     return pool[:count]
 

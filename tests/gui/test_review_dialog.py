@@ -174,3 +174,41 @@ def test_the_preview_never_shows_the_last_photo_while_the_next_one_loads(qtbot, 
     pane.show_photo(first)  # loaded before: shown at once
     assert not pane.image.pixmap().isNull()
     pool.waitForDone(30_000)
+
+
+def test_c_on_a_spot_check_held_in_unsure_moves_it_to_the_category_offered(  # type: ignore[no-untyped-def]
+    qtbot, general_classifier, photo_folder: Path, tmp_path: Path
+) -> None:
+    """A spot check may be a sure photo still held back: its tile asks '_unsure → chair?', and C
+    (it is right) puts it in that category and logs it, where confirming _unsure is impossible."""
+    from PySide6.QtCore import QThreadPool
+
+    from sorter.files.corrections import CorrectionStore
+    from sorter.jobs.events import drive
+    from sorter.jobs.sorting import SortOptions, sort_folder
+    from sorter.knobs import overridden
+
+    out = tmp_path / "out"
+    drive(sort_folder(SortOptions(photo_folder, out), general_classifier), lambda e: None)
+    assert any((out / UNSURE_FOLDER).iterdir())
+    pool = QThreadPool()
+    db = tmp_path / "corrections.sqlite"
+    with overridden(spot_sure=0.0, spot_every=1):  # every photo a spot check, held back or not
+        dialog = ReviewDialog(out, db, pool, general_classifier)
+        qtbot.add_widget(dialog)
+        with qtbot.waitSignal(dialog.loaded, timeout=30_000):
+            dialog.show()
+        row = next(r for r, i in enumerate(dialog.items) if i.spot_check and i.label == UNSURE_FOLDER)
+        item = dialog.items[row]
+        offered = item.suggested
+        assert offered in general_classifier.classes
+        assert f"{UNSURE_FOLDER} → {offered}?" in dialog.grid.item(row).text()
+        dialog.grid.setCurrentRow(row)
+        with qtbot.waitSignal(dialog.loaded, timeout=30_000):
+            qtbot.keyClick(dialog, Qt.Key.Key_C)
+        dialog.close()
+        pool.waitForDone(30_000)
+    assert not item.path.exists()
+    with CorrectionStore(db) as store:
+        (logged,) = store.latest_per_photo(out)
+    assert logged.label == offered and logged.sorted_path.parent == out / offered and logged.sorted_path.is_file()

@@ -10,7 +10,14 @@ import numpy as np
 
 from sorter.files.journal import Placement
 from sorter.jobs.rescore import Rescored
-from sorter.jobs.review_queue import in_queue_order, interleave_spot_checks, review_order, scored_item
+from sorter.jobs.review_queue import (
+    caption,
+    in_queue_order,
+    interleave_spot_checks,
+    overview,
+    review_order,
+    scored_item,
+)
 from sorter.names import UNSURE_FOLDER
 
 
@@ -87,3 +94,22 @@ def test_spot_checks_are_placed_by_the_reviews_already_made() -> None:
     assert marks(3)[:5] == [True, False, False, False, True], "three reviews made: the next one is due"
     assert marks(1)[:7] == [False, False, True, False, False, False, True]
     assert marks(4) == marks(0)
+
+
+def test_a_sure_photo_held_back_is_a_spot_check_that_offers_its_category() -> None:
+    """The re-sort sorts the surest photos, held back or not: the spot checks must sample them
+    too, and a held-back one asks about the category it would go to (C accepts it)."""
+    rng = np.random.default_rng(2)
+    shas = [f"{rng.integers(1 << 62):064x}" for _ in range(12)]
+    doubtful = [_item(f"u{i}.jpg", 0.4, UNSURE_FOLDER, shas[i]) for i in range(8)]
+    sure = [replace(_item(f"h{i}.jpg", 0.99, UNSURE_FOLDER, shas[8 + i]), guess="chair") for i in range(2)]
+    other = [replace(_item(f"o{i}.jpg", 0.99, "_other", shas[10 + i]), guess="chair") for i in range(2)]
+    order = review_order([*doubtful, *sure, *other], rng.normal(size=(12, 8)), first=12, spot_every=4)
+    spots = [r for r in order if r.spot_check]
+    assert {r.path.name for r in spots} == {"h0.jpg", "h1.jpg"}, "sure ones held back, never doubtful or _other"
+    item = scored_item(spots[0], 0)
+    assert item.suggested == "chair"
+    assert f"{UNSURE_FOLDER} → chair?" in caption(item) and caption(item).endswith("right? (C)")
+    queue = [scored_item(r, rank) for rank, r in enumerate(order)]
+    assert "would move" not in overview(queue, 0, ""), "a spot check is a question, not a move the reviews made"
+    assert not any(scored_item(r, 0).suggested for r in doubtful), "a photo not checked offers nothing"
