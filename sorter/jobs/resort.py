@@ -62,6 +62,9 @@ class ResortReport:
     doubted: tuple[str, ...] = ()
     """Classes held back because the first reviews found their confident photos wrong again and
     again (see :meth:`sorter.jobs.policy.Policy.doubting`)."""
+    waiting: int = 0
+    """Photos held back that the reviews suggest a category for, left in place until enough
+    reviews can vouch for them (see :attr:`sorter.jobs.rescore.Rescored.waits`)."""
 
     def worth(self) -> str:
         """What the folders are now worth, in a sentence or two ("" when nothing is to be said)."""
@@ -74,6 +77,13 @@ class ResortReport:
             )
         if self.estimate is not None:
             said.append(self.estimate.sentence())
+        if self.waiting:
+            said.append(
+                f"{self.waiting} {'photo' if self.waiting == 1 else 'photos'} your reviews suggest a category for "
+                f"stay in _unsure until "
+                f"{knobs().min_reviews} reviews can tell how far this folder can be trusted; C in the review "
+                "moves one."
+            )
         return " ".join(said)
 
     def to_json(self) -> dict[str, Any]:
@@ -85,6 +95,7 @@ class ResortReport:
             "shift": self.shift,
             "estimate": None if self.estimate is None else self.estimate.to_json(),
             "doubted": list(self.doubted),
+            "waiting": self.waiting,
             "moved": [{"from": str(a), "to": str(b)} for a, b in self.moved],
             "unchanged": self.unchanged,
             "reviewed_kept": self.reviewed,
@@ -118,6 +129,8 @@ def resort(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy 
     for r in found.photos:
         if r.reviewed:
             report.reviewed += 1
+        elif r.waits:
+            report.waiting += 1
         elif r.changed:
             todo.append(r)
         else:

@@ -27,7 +27,7 @@ from sorter.files.feature_cache import FeatureCache
 from sorter.files.images import NEAR_DUPLICATE_BITS, dhash
 from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal
 from sorter.jobs.policy import NONE_OF_THESE
-from sorter.jobs.rescore import Rescored, rescore
+from sorter.jobs.rescore import WAIT_REASON, Rescored, rescore
 from sorter.jobs.stated import stated
 from sorter.knobs import knobs
 from sorter.learn.estimate import PrecisionEstimate
@@ -119,12 +119,16 @@ def overview(items: list[QueueItem], adapted_on: int, unlike: str) -> str:
         return "No photos are left in this folder."
     groups = sum(1 for i in items if i.similar)
     grouped = f" ({groups} groups of near-duplicates shown as one)" if groups else ""
-    changed = sum(len(i.paths) for i in items if i.suggested and not i.spot_check)
+    offered = sum(len(i.paths) for i in items if i.suggested and not i.spot_check and i.reason == WAIT_REASON)
+    changed = sum(len(i.paths) for i in items if i.suggested and not i.spot_check) - offered
     parts = [f"{unlike}{total} photos{grouped}."]
     if adapted_on:
         parts.append(f"The model adapted to your {adapted_on} reviewed {'photo' if adapted_on == 1 else 'photos'}.")
     if changed:
         parts.append(f"First the {changed} that your reviews would move (Re-sort the rest moves them).")
+    if offered:
+        lead = "Next" if changed else "First"
+        parts.append(f"{lead} the {offered} your reviews suggest a category for (C if right).")
     parts.append("Then the least sure first")
     if any(i.spot_check and not i.reviewed for i in items):
         parts[-1] += f", and every {knobs().spot_every}th a sure one to check (C if it is right)"

@@ -14,7 +14,7 @@ import pytest
 from sorter.cli import main
 from sorter.files.corrections import CorrectionStore, confirm, correct
 from sorter.files.journal import STATE_DIR, Journal
-from sorter.jobs.rescore import rescore
+from sorter.jobs.rescore import WAIT_REASON, rescore
 from sorter.jobs.review_queue import build_queue, folder_note, photos_in_order
 from sorter.jobs.stated import STATED_NAME
 from sorter.knobs import DEFAULT
@@ -67,6 +67,14 @@ def test_the_estimate_is_stated_only_with_enough_reviews_and_the_resort_keeps_to
     few = _resort(out, capsys)
     assert few["estimate"] is None, "a rule is not applied on too few reviews"
     assert isinstance(few["shift"], dict) and few["shift"]["shifted"] is True
+    moved = few["moved"]
+    assert isinstance(moved, list)
+    released = [m for m in moved if Path(m["to"]).parent.name not in (UNSURE_FOLDER, OTHER_FOLDER)]
+    assert not released, "in a shifted folder, too few reviews release no photo (their votes too)"
+    assert few["waiting"], "what their votes suggest waits in _unsure"
+    with CorrectionStore(corrections_db()) as store:
+        offered = [i for i in build_queue(out, load_bundle(MODEL), store).items if i.reason == WAIT_REASON]
+    assert len(offered) == few["waiting"] and all(i.suggested and i.label == UNSURE_FOLDER for i in offered)
 
     _review(out, truth, 6)
     done = DEFAULT.min_reviews - 1 + 6

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from sorter.files.journal import Placement
-from sorter.jobs.rescore import Rescored
+from sorter.jobs.rescore import WAIT_REASON, Rescored
 from sorter.jobs.review_queue import (
     caption,
     in_queue_order,
@@ -113,3 +113,15 @@ def test_a_sure_photo_held_back_is_a_spot_check_that_offers_its_category() -> No
     queue = [scored_item(r, rank) for rank, r in enumerate(order)]
     assert "would move" not in overview(queue, 0, ""), "a spot check is a question, not a move the reviews made"
     assert not any(scored_item(r, 0).suggested for r in doubtful), "a photo not checked offers nothing"
+
+
+def test_photos_the_reviews_suggest_but_a_resort_leaves_are_offered_not_announced_as_moves() -> None:
+    """In a shifted folder before enough reviews, a held photo the votes suggest a category for
+    waits (the re-sort leaves it); the review offers it, and does not promise a re-sort moves it."""
+    waiting = replace(_item("w.jpg", 0.99, UNSURE_FOLDER), suggested="sofa", reason=WAIT_REASON, waits=True)
+    moving = replace(_item("m.jpg", 0.99, UNSURE_FOLDER), suggested="chair")
+    items = [scored_item(waiting, 0), scored_item(moving, 1)]
+    assert items[0].suggested == "sofa" and items[0].reason == WAIT_REASON
+    said = overview(items, 0, "")
+    assert "First the 1 that your reviews would move" in said
+    assert "Next the 1 your reviews suggest a category for (C if right)" in said
