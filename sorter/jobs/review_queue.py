@@ -328,8 +328,9 @@ def review_order(
 
 
 def _spot_checks(scored: Sequence[Rescored], count: int) -> list[int]:
-    """``count`` photos not reviewed that are sorted into a category the re-score keeps, or that the
-    re-score is sure of (``spot_sure``) wherever they lie: a uniform random sample (an unbiased
+    """``count`` photos not reviewed that are sorted into a category the re-score keeps, or held
+    back and the re-score is sure of (``spot_sure``; never one a re-sort would move between
+    categories, whose "bed → sofa?" C could not answer): a uniform random sample (an unbiased
     look at how often the photos a re-sort sorts are right) that is the same on every re-score,
     since it is drawn by content hash, so the queue does not reshuffle after each correction."""
     if count <= 0:
@@ -340,7 +341,7 @@ def _spot_checks(scored: Sequence[Rescored], count: int) -> list[int]:
         for i, r in enumerate(scored)
         if not r.reviewed
         and OTHER_FOLDER not in (r.current, r.suggested)
-        and ((not r.changed and r.current not in NOT_SORTED) or r.confidence >= sure)
+        and ((r.current in NOT_SORTED and r.confidence >= sure) or (not r.changed and r.current not in NOT_SORTED))
     ]
     pool.sort(key=lambda i: (scored[i].placement.sha256, scored[i].path.name))
     return pool[:count]

@@ -104,13 +104,14 @@ def test_a_sure_photo_held_back_is_a_spot_check_that_offers_its_category() -> No
     doubtful = [_item(f"u{i}.jpg", 0.4, UNSURE_FOLDER, shas[i]) for i in range(8)]
     sure = [replace(_item(f"h{i}.jpg", 0.99, UNSURE_FOLDER, shas[8 + i]), guess="chair") for i in range(2)]
     other = [replace(_item(f"o{i}.jpg", 0.99, "_other", shas[10 + i]), guess="chair") for i in range(2)]
-    order = review_order([*doubtful, *sure, *other], rng.normal(size=(12, 8)), first=12, spot_every=4)
+    moving = replace(_item("m.jpg", 0.99, "chair", shas[0][::-1]), suggested="sofa")  # C cannot answer "chair → sofa?"
+    order = review_order([*doubtful, *sure, *other, moving], rng.normal(size=(13, 8)), first=13, spot_every=4)
     spots = [r for r in order if r.spot_check]
-    assert {r.path.name for r in spots} == {"h0.jpg", "h1.jpg"}, "sure ones held back, never doubtful or _other"
+    assert {r.path.name for r in spots} == {"h0.jpg", "h1.jpg"}, "sure ones held back, never doubtful, _other or moving"
     item = scored_item(spots[0], 0)
     assert item.suggested == "chair"
     assert f"{UNSURE_FOLDER} → chair?" in caption(item) and caption(item).endswith("right? (C)")
-    queue = [scored_item(r, rank) for rank, r in enumerate(order)]
+    queue = [scored_item(r, rank) for rank, r in enumerate(order) if r is not moving]
     assert "would move" not in overview(queue, 0, ""), "a spot check is a question, not a move the reviews made"
     assert not any(scored_item(r, 0).suggested for r in doubtful), "a photo not checked offers nothing"
 
