@@ -65,9 +65,12 @@ UNSURE_FOLDER = "_unsure"
 """Where images below the confidence threshold go; no class may take this name."""
 OTHER_FOLDER = "_other"
 """Where photos that fit none of the categories go when the user keeps them apart from _unsure."""
+HOLDING_FOLDERS = (UNSURE_FOLDER, OTHER_FOLDER)
+"""The folders that hold photos back from every category: a photo there is not sorted, cannot be
+confirmed where it is, and no category may take their names."""
 
 
 def is_category(name: str) -> bool:
     """Whether a folder of a sorted folder is a category (not ``_unsure``, ``_other`` or hidden):
     a sorted folder can then be read back as labelled photos, to train a model from it."""
-    return not name.startswith(".") and name.casefold() not in (UNSURE_FOLDER, OTHER_FOLDER)
+    return not name.startswith(".") and name.casefold() not in HOLDING_FOLDERS

@@ -27,7 +27,7 @@ from sorter.files.fileops import keep_copy, sha256_of
 from sorter.files.journal import Journal, Placement, output_holding
 from sorter.files.ledger import IN_PLACE, relocate
 from sorter.fsutil import same_file, sqlite_journal_mode
-from sorter.names import OTHER_FOLDER, UNSURE_FOLDER, folder_name_problem
+from sorter.names import HOLDING_FOLDERS, folder_name_problem
 from sorter.usertypes import OpKind, ReviewStatus
 
 CORRECTION, CONFIRMATION = "correction", "confirmation"
@@ -296,7 +296,7 @@ def correct(
     """
     output, photo = _reviewable(output, photo)
     problem = folder_name_problem(new_label)
-    if problem is not None or new_label.casefold() in (UNSURE_FOLDER, OTHER_FOLDER):
+    if problem is not None or new_label.casefold() in HOLDING_FOLDERS:
         raise UsageError(f"'{new_label}' cannot be a category name ({problem or 'it is reserved'}).")
     label = canonical_label(new_label, output, known)
     target = output / label
@@ -353,7 +353,7 @@ def confirm(output: Path, photo: Path, store: CorrectionStore) -> Correction:
     if photo.parent.parent != output:
         raise UsageError(f"'{photo.name}' is not in a category folder of '{output}'.")
     label = photo.parent.name
-    if label.casefold() in (UNSURE_FOLDER, OTHER_FOLDER):
+    if label.casefold() in HOLDING_FOLDERS:
         raise UsageError(f"'{photo.name}' is in {label}: move it to its category instead of confirming it.")
     with Journal.open(output, create=False, lock=False) as journal:
         placement = _placement(journal, photo, output)

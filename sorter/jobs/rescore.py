@@ -35,7 +35,7 @@ from sorter.model.memory import DEFAULT_ALPHA, DEFAULT_BETA, ExemplarMemory
 from sorter.model.people import DETECTOR_NAME
 from sorter.model.replay import Replay
 from sorter.model.scoring import score
-from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
+from sorter.names import HOLDING_FOLDERS
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +214,8 @@ def rescore(
         labels, reason = policy.decide(row, fit, typ)
         label = labels[0]
         reviewed = placement.id in reviewed_ids or placement.path in reviewed_paths
-        held = placement.path.parent.name in (UNSURE_FOLDER, OTHER_FOLDER)
-        waits = early and held and not reviewed and label not in (UNSURE_FOLDER, OTHER_FOLDER)
+        held = placement.path.parent.name in HOLDING_FOLDERS
+        waits = early and held and not reviewed and label not in HOLDING_FOLDERS
         out.append(
             Rescored(
                 placement=placement,

@@ -13,7 +13,7 @@ from pathlib import Path
 from sorter.files.corrections import CorrectionStore, confirm, correct, undo_correction
 from sorter.jobs.resort import ResortReport, resort
 from sorter.model.bundle import Bundle
-from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
+from sorter.names import HOLDING_FOLDERS, UNSURE_FOLDER
 
 
 @dataclass
@@ -47,8 +47,8 @@ def confirm_photos(output: Path, paths: list[Path], db: Path, offered: dict[Path
     one the review ``offered`` a category for ("_unsure → dog?") is moved there instead, as the
     user said that category is right."""
     offered = offered or {}
-    held = {p for p in paths if p.parent.name in (UNSURE_FOLDER, OTHER_FOLDER)}
-    accepted = {p: offered[p] for p in held if offered.get(p) not in (None, UNSURE_FOLDER, OTHER_FOLDER)}
+    held = {p for p in paths if p.parent.name in HOLDING_FOLDERS}
+    accepted = {p: offered[p] for p in held if offered.get(p) not in (None, *HOLDING_FOLDERS)}
     usable = [p for p in paths if p not in held]
     if not usable and not accepted:
         return Done(f"Photos in {UNSURE_FOLDER} cannot be confirmed: move them to their category instead.")

@@ -27,15 +27,14 @@ from sorter.files.feature_cache import FeatureCache
 from sorter.files.images import NEAR_DUPLICATE_BITS, dhash
 from sorter.files.journal import FEATURES_NAME, STATE_DIR, Journal
 from sorter.jobs.policy import NONE_OF_THESE
-from sorter.jobs.rescore import WAIT_REASON, Rescored, rescore
+from sorter.jobs.rescore import Rescored, rescore
 from sorter.jobs.stated import stated
 from sorter.knobs import knobs
 from sorter.learn.estimate import PrecisionEstimate
 from sorter.learn.shift import UNLIKE_REASON, FolderShift
 from sorter.model.bundle import Bundle
-from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
+from sorter.names import HOLDING_FOLDERS, OTHER_FOLDER
 
-NOT_SORTED = (UNSURE_FOLDER, OTHER_FOLDER)
 SPOT_CHECK_NOTE = "a spot check of a confident photo: confirm it (C) if it is right, so the confidence stays honest"
 
 
@@ -59,6 +58,9 @@ class QueueItem:
     spot_check: bool = False
     """A confident photo shown among the doubtful ones, so that confirming it keeps the
     calibration honest."""
+    waits: bool = False
+    """Held back although the reviews suggest a category: a re-sort leaves it until the folder's
+    reviews can vouch for such photos, so only the user's C moves it now."""
 
     @property
     def paths(self) -> list[Path]:
@@ -119,7 +121,7 @@ def overview(items: list[QueueItem], adapted_on: int, unlike: str) -> str:
         return "No photos are left in this folder."
     groups = sum(1 for i in items if i.similar)
     grouped = f" ({groups} groups of near-duplicates shown as one)" if groups else ""
-    offered = sum(len(i.paths) for i in items if i.suggested and not i.spot_check and i.reason == WAIT_REASON)
+    offered = sum(len(i.paths) for i in items if i.waits and not i.spot_check)
     changed = sum(len(i.paths) for i in items if i.suggested and not i.spot_check) - offered
     parts = [f"{unlike}{total} photos{grouped}."]
     if adapted_on:
@@ -187,9 +189,10 @@ def scored_item(r: Rescored, rank: int) -> QueueItem:
         r.confidence,
         suggested=_suggestion(r),
         reviewed=r.reviewed,
-        reason=r.reason if r.current in NOT_SORTED else None,
+        reason=r.reason if r.current in HOLDING_FOLDERS else None,
         rank=rank,
         spot_check=r.spot_check,
+        waits=r.waits,
     )
 
 
@@ -200,7 +203,7 @@ def _suggestion(r: Rescored) -> str | None:
         return None
     if r.changed:
         return r.suggested
-    if r.spot_check and r.current in NOT_SORTED and r.guess:
+    if r.spot_check and r.current in HOLDING_FOLDERS and r.guess:
         return r.guess
     return None
 
@@ -336,12 +339,15 @@ def _spot_checks(scored: Sequence[Rescored], count: int) -> list[int]:
     if count <= 0:
         return []
     sure = knobs().spot_sure
+
+    def candidate(r: Rescored) -> bool:
+        held = r.current in HOLDING_FOLDERS
+        return (held and r.confidence >= sure) or (not held and not r.changed)
+
     pool = [
         i
         for i, r in enumerate(scored)
-        if not r.reviewed
-        and OTHER_FOLDER not in (r.current, r.suggested)
-        and ((r.current in NOT_SORTED and r.confidence >= sure) or (not r.changed and r.current not in NOT_SORTED))
+        if not r.reviewed and OTHER_FOLDER not in (r.current, r.suggested) and candidate(r)
     ]
     pool.sort(key=lambda i: (scored[i].placement.sha256, scored[i].path.name))
     return pool[:count]
@@ -361,7 +367,7 @@ def queue_key(
     reviewed, ``_unsure`` (and ``_other``) before the categories, photos of none of the
     categories in a group of their own after the other unsure ones,
     then the re-score's review order (``rank``) and the least confident."""
-    return (not suggested, reviewed, reason == NONE_OF_THESE, label not in NOT_SORTED, rank, confidence, name)
+    return (not suggested, reviewed, reason == NONE_OF_THESE, label not in HOLDING_FOLDERS, rank, confidence, name)
 
 
 def interleave_spot_checks(ordered: Sequence[QueueItem], every: int | None = None, done: int = 0) -> list[QueueItem]:

@@ -17,7 +17,7 @@ from typing import Any
 from sorter.errors import ModelLoadError
 from sorter.model.calibration import Calibration
 from sorter.model.people import PeopleRule
-from sorter.names import OTHER_FOLDER, UNSURE_FOLDER, class_names_problem
+from sorter.names import HOLDING_FOLDERS, OTHER_FOLDER, UNSURE_FOLDER, class_names_problem
 
 FORMAT = "sorter-bundle"
 FORMAT_VERSION = 3
@@ -152,7 +152,7 @@ class BundleConfig:
         problem = class_names_problem(classes)
         if problem:
             raise bad(problem)
-        if any(c.casefold() in (UNSURE_FOLDER, OTHER_FOLDER) for c in classes):
+        if any(c.casefold() in HOLDING_FOLDERS for c in classes):
             raise bad(f"a class may not be named {UNSURE_FOLDER!r} or {OTHER_FOLDER!r}")
         multi = data.get("multi_label", False)
         if not isinstance(multi, bool):

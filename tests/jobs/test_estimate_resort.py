@@ -20,7 +20,7 @@ from sorter.jobs.stated import STATED_NAME
 from sorter.knobs import DEFAULT
 from sorter.learn.shift import UNLIKE_REASON
 from sorter.model.bundle import load_bundle
-from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
+from sorter.names import HOLDING_FOLDERS, UNSURE_FOLDER
 from sorter.paths import corrections_db
 from tests.jobs.test_shift import MODEL, _photos, make_sketches
 
@@ -40,7 +40,7 @@ def _review(out: Path, truth: dict[str, str], count: int) -> None:
         with Journal.open(out, create=False, lock=False) as journal:
             source_of = {p.path: p.source.name for p in journal.placements()}
         for path in photos_in_order(queue)[:count]:
-            if path.parent.name in (UNSURE_FOLDER, OTHER_FOLDER) or path.parent.name != truth[source_of[path]]:
+            if path.parent.name in HOLDING_FOLDERS or path.parent.name != truth[source_of[path]]:
                 correct(out, path, truth[source_of[path]], store)
             else:
                 confirm(out, path, store)
@@ -69,12 +69,13 @@ def test_the_estimate_is_stated_only_with_enough_reviews_and_the_resort_keeps_to
     assert isinstance(few["shift"], dict) and few["shift"]["shifted"] is True
     moved = few["moved"]
     assert isinstance(moved, list)
-    released = [m for m in moved if Path(m["to"]).parent.name not in (UNSURE_FOLDER, OTHER_FOLDER)]
+    released = [m for m in moved if Path(m["to"]).parent.name not in HOLDING_FOLDERS]
     assert not released, "in a shifted folder, too few reviews release no photo (their votes too)"
     assert few["waiting"], "what their votes suggest waits in _unsure"
     with CorrectionStore(corrections_db()) as store:
-        offered = [i for i in build_queue(out, load_bundle(MODEL), store).items if i.reason == WAIT_REASON]
-    assert len(offered) == few["waiting"] and all(i.suggested and i.label == UNSURE_FOLDER for i in offered)
+        offered = [i for i in build_queue(out, load_bundle(MODEL), store).items if i.waits]
+    assert len(offered) == few["waiting"]
+    assert all(i.suggested and i.label == UNSURE_FOLDER and i.reason == WAIT_REASON for i in offered)
 
     _review(out, truth, 6)
     done = DEFAULT.min_reviews - 1 + 6
@@ -93,7 +94,7 @@ def test_the_estimate_is_stated_only_with_enough_reviews_and_the_resort_keeps_to
     assert queue.estimate is not None and queue.estimate.to_json() == stated
     assert folder_note(queue).startswith(f"From your {stated['reviews']} reviews")
     rest = [r for r in found.photos if not r.reviewed]
-    in_categories = [r for r in rest if r.current not in (UNSURE_FOLDER, OTHER_FOLDER)]
+    in_categories = [r for r in rest if r.current not in HOLDING_FOLDERS]
     assert len(in_categories) == stated["sorted"], "the re-sort sorted what the estimate said, no more"
     assert all(r.reason != UNLIKE_REASON for r in rest), "the estimate replaces the guess made before reviews"
 

@@ -49,7 +49,7 @@ from sorter.jobs.resort import resort
 from sorter.jobs.reviews import reviews_for_sorting
 from sorter.jobs.sorting import SortOptions, sort_folder
 from sorter.model.classifier import Classifier
-from sorter.names import OTHER_FOLDER, UNSURE_FOLDER
+from sorter.names import HOLDING_FOLDERS
 from sorter.usertypes import OpKind, PlacementStatus
 from tests.conftest import REPO
 
@@ -308,7 +308,7 @@ class Sequences(RuleBasedStateMachine):
     @precondition(lambda self: self.has_output())
     @rule(into=st.sampled_from(OUTPUTS), pick=st.integers(0, 50))
     def confirm(self, into: str, pick: int) -> None:
-        placed = [p for p in self._placed(into) if p.parent.name not in (UNSURE_FOLDER, OTHER_FOLDER)]
+        placed = [p for p in self._placed(into) if p.parent.name not in HOLDING_FOLDERS]
         if not placed:
             return
         self._note("confirm")
