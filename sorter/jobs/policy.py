@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from sorter.knobs import knobs
-from sorter.learn.estimate import PrecisionEstimate, retempered
+from sorter.learn.estimate import PrecisionEstimate
 from sorter.learn.shift import UNLIKE_REASON
 from sorter.model.calibration import DEFAULT_PRECISION, Calibration
 from sorter.model.config import BundleConfig
@@ -171,7 +171,7 @@ class Policy:
             return (self.classes[best],), None
         if estimate.cut > 1.0:
             return (UNSURE_FOLDER,), f"your reviews do not yet allow {_percent(estimate.target)} here"
-        sure = float(retempered(probs, estimate.ratio_bound).max())
+        sure = float(estimate.confidence(probs[None, :])[0])
         return (UNSURE_FOLDER,), (
             f"{self.classes[best]} {_percent(sure)} on your photos, needs {_percent(estimate.cut)}"
         )

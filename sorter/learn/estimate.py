@@ -7,12 +7,16 @@ keeps its promise from them, not from the validation photos:
 1. Each reviewed photo is scored honestly, by a model that did not learn from it: the reviews are
    split into ``folds`` parts, and each part is scored by the head adapted to the others (as
    the re-sort adapts it to all, see :mod:`sorter.learn.adapt`) with the others in the memory.
-2. One temperature (a ratio to the bundle's own) is fitted to those honest scores: how much less
+2. A temperature (a ratio to the bundle's own) is fitted to those honest scores: how much less
    (or more) sure the model should be on this folder. The sample is biased towards doubtful
-   photos (the review shows them first), which makes the fit cautious, never bold.
+   photos (the review shows them first), which makes the fit cautious, never bold. Each
+   predicted class has its own, fitted to its reviews and ``class_prior`` reviews' worth of the
+   folder's, so mistakes the reviews found in one class do not temper the others.
 3. The folder's precision at a confidence cut is the mean tempered confidence of the photos that
-   pass it; the *bound* is the same with the temperature at the ``level`` end of a bootstrap
-   over the reviews (how sure the estimate is).
+   pass it; the *bound* is its ``level`` end over a bootstrap of the reviews (how sure the
+   estimate is), every class's temperature refitted to each resample together, so that the
+   bound is the folder's at ``level`` and not each class's. The cut is on each photo's
+   confidence at its class's own cautious temperature (``level`` over the same resamples).
 4. The re-sort sorts the most confident photos for as long as the bound stays at the user's target,
    and holds the rest back, saying about how many more reviews would let it sort more.
 
@@ -74,6 +78,19 @@ def retempered(probs: np.ndarray, ratio: float | np.ndarray) -> np.ndarray:
     return out
 
 
+def tempered_top(probs: np.ndarray, ratio: float | np.ndarray) -> np.ndarray:
+    """(N,) each photo's top confidence with its temperature multiplied by ``ratio``: one for
+    the folder, or (N,) one per photo (its predicted class's)."""
+    r = np.asarray(ratio, dtype=np.float64)
+    if r.ndim == 0:
+        out: np.ndarray = retempered(probs, float(r)).max(axis=-1)
+        return out
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)) / r[:, None]
+    logp = logp - logp.max(axis=-1, keepdims=True)
+    top: np.ndarray = 1.0 / np.exp(logp).sum(axis=-1)
+    return top
+
+
 def _nll_per_ratio(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """(n, len(RATIOS)): each reviewed photo's negative log-likelihood of its label at each ratio."""
     tempered = retempered(probs, np.array(RATIOS))  # (R, n, C)
@@ -92,9 +109,9 @@ class PrecisionEstimate:
     ratio: float
     """The fitted temperature ratio (above 1: the model is over-sure on these photos)."""
     ratio_bound: float
-    """The ratio at the cautious end of the bootstrap, from which :attr:`bound` is read."""
+    """The folder's ratio at the cautious end of the bootstrap (``level``)."""
     cut: float
-    """The confidence (at :attr:`ratio_bound`) a photo needs to be sorted; above 1: none is."""
+    """The confidence (:meth:`confidence`) a photo needs to be sorted; above 1: none is."""
     expected: float
     """Estimated precision of the photos sorted (NaN when none is)."""
     bound: float
@@ -106,12 +123,26 @@ class PrecisionEstimate:
     """About how many more reviews would let the re-sort sort clearly more (None: not known)."""
     level: float = 0.95
     """How sure the bound is (one-sided)."""
+    class_bounds: tuple[float, ...] | None = None
+    """The cautious ratio of each predicted class, when the classes have their own (``class_prior``;
+    None: :attr:`ratio_bound` for all)."""
+
+    def bounds_for(self, probs: np.ndarray) -> float | np.ndarray:
+        """The cautious ratio each photo is read at: the folder's, or its predicted class's."""
+        if self.class_bounds is None:
+            return self.ratio_bound
+        out: np.ndarray = np.asarray(self.class_bounds)[np.asarray(probs).argmax(axis=-1)]
+        return out
+
+    def confidence(self, probs: np.ndarray) -> np.ndarray:
+        """(N,) each photo's confidence on the user's photos, at the cautious end."""
+        return tempered_top(probs, self.bounds_for(probs))
 
     def sorts(self, probs: np.ndarray) -> np.ndarray:
         """(N,) whether each photo (probabilities at the bundle's temperature) passes the cut."""
         if self.cut > 1.0 or len(probs) == 0:
             return np.zeros(len(probs), dtype=bool)
-        out: np.ndarray = retempered(probs, self.ratio_bound).max(axis=-1) >= self.cut
+        out: np.ndarray = self.confidence(probs) >= self.cut
         return out
 
     def sentence(self) -> str:
@@ -156,6 +187,7 @@ class PrecisionEstimate:
             candidates=int(record["candidates"]),
             more_reviews=None if more is None else int(more),
             level=float(record.get("level", 0.95)),
+            class_bounds=None if record.get("class_bounds") is None else tuple(map(float, record["class_bounds"])),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -197,48 +229,96 @@ def estimate(
     if n < tuned.min_reviews:
         return None
     nll = _nll_per_ratio(honest, labels) * w[:, None]  # (n, R)
-    ratio = RATIOS[int(np.argmin(nll.sum(axis=0)))]
+    fit = int(np.argmin(nll.sum(axis=0)))
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(n, np.full(n, 1.0 / n), size=tuned.bootstrap).astype(np.float64)  # (B, n)
-    ratios = np.array(RATIOS)[np.argmin(draws @ nll, axis=1)]
-    cautious = float(np.quantile(ratios, tuned.level))
-    cut, expected, bound, count = _keep_to(target, candidates, ratio, max(cautious, ratio))
-    more = _more_reviews(target, candidates, ratio, max(cautious, ratio), n, count)
+    boot = np.argmin(draws @ nll, axis=1)  # (B,) each resample's ratio, as an index into RATIOS
+    grid = np.array(RATIOS)
+    cautious = max(float(np.quantile(grid[boot], tuned.level)), RATIOS[fit])
+    on = np.asarray(candidates).argmax(axis=1) if len(candidates) else np.zeros(0, dtype=np.int64)
+    class_bounds = None
+    if tuned.class_prior > 0:
+        fits, boots = _class_ratios(honest.argmax(axis=1), nll, draws, honest.shape[1], tuned.class_prior)
+        each = np.maximum(np.quantile(grid[boots], tuned.level, axis=0), grid[fits])  # (C,)
+        class_bounds = tuple(float(b) for b in each)
+        point, resampled = fits[on], boots[:, on]
+    else:
+        point, resampled = np.full(len(on), fit), np.repeat(boot[:, None], len(on), axis=1)
+    low = tempered_top(candidates, np.asarray(class_bounds)[on] if class_bounds else cautious)
+    tops = _tops(candidates)
+    cut, expected, bound, count = _keep_to(target, low, tops, point, resampled)
+    more = _more_reviews(target, low, tops, point, resampled, n, count)
     return PrecisionEstimate(
-        target, n, ratio, max(cautious, ratio), cut, expected, bound, count, len(candidates), more, tuned.level
+        target, n, RATIOS[fit], cautious, cut, expected, bound, count, len(candidates), more, tuned.level, class_bounds
     )
 
 
-def _keep_to(target: float, candidates: np.ndarray, ratio: float, cautious: float) -> tuple[float, float, float, int]:
-    """The lowest cut (at the ``cautious`` ratio) whose sorted photos keep the bound at
-    ``target``: the most confident first, for as long as their mean confidence stays there."""
-    if len(candidates) == 0:
+def _class_ratios(
+    predicted: np.ndarray, nll: np.ndarray, draws: np.ndarray, classes: int, prior: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) fitted and (B, C) resampled ratios (indices into RATIOS), one per predicted class:
+    each class's reviews with ``prior`` reviews' worth of the whole folder's, so a class with few
+    reviews keeps near the folder's ratio and one whose reviews disagree with it moves away (one
+    confident mistake in one class no longer tempers every class)."""
+    n = len(predicted)
+    folder = nll.sum(axis=0) / n * prior  # (R,)
+    boot_folder = (draws @ nll) / n * prior  # (B, R)
+    fitted = np.empty(classes, dtype=np.int64)
+    boots = np.empty((len(draws), classes), dtype=np.int64)
+    for c in range(classes):
+        mine = predicted == c
+        fitted[c] = int(np.argmin(nll[mine].sum(axis=0) + folder))
+        boots[:, c] = np.argmin(draws[:, mine] @ nll[mine] + boot_folder, axis=1)
+    return fitted, boots
+
+
+def _tops(candidates: np.ndarray) -> np.ndarray:
+    """(R, N) each candidate's top confidence at each ratio of RATIOS."""
+    out = np.empty((len(RATIOS), len(candidates)))
+    for i, r in enumerate(RATIOS):
+        out[i] = tempered_top(candidates, r)
+    return out
+
+
+def _keep_to(
+    target: float, low: np.ndarray, tops: np.ndarray, point: np.ndarray, resampled: np.ndarray
+) -> tuple[float, float, float, int]:
+    """The lowest cut on ``low`` (each candidate's confidence at its cautious ratio) whose sorted
+    photos keep the bound at ``target``: the most confident first, for as long as their mean
+    confidence, taken jointly over the resamples' ratios (``resampled``, (B, N) indices into
+    ``tops``), stays there at ``level``. Joint, not class by class: the classes' own bounds at
+    ``level`` each would make the folder's far surer than ``level``, and hold back what it need not.
+    Never above the mean confidence at the ``point`` ratios."""
+    if len(low) == 0:
         return 2.0, float("nan"), float("nan"), 0
-    low = retempered(candidates, cautious).max(axis=-1)
-    point = retempered(candidates, ratio).max(axis=-1)
     order = np.argsort(-low, kind="stable")
-    running = np.cumsum(low[order]) / np.arange(1, len(order) + 1)
-    ok = np.flatnonzero(running >= target)
+    ranks = np.arange(1, len(order) + 1)
+    columns = np.arange(len(low))
+    sure = tops[point, columns]  # (N,)
+    mean_point = np.cumsum(sure[order]) / ranks
+    running = np.cumsum(tops[resampled, columns[None, :]][:, order], axis=1) / ranks  # (B, N)
+    curve = np.minimum(np.quantile(running, 1.0 - knobs().level, axis=0), mean_point)
+    ok = np.flatnonzero(curve >= target)
     if len(ok) == 0:
         return 2.0, float("nan"), float("nan"), 0
     count = int(ok[-1]) + 1
     cut = float(low[order][count - 1])
     chosen = low >= cut
-    return cut, float(point[chosen].mean()), float(low[chosen].mean()), int(chosen.sum())
+    return cut, float(sure[chosen].mean()), float(curve[int(chosen.sum()) - 1]), int(chosen.sum())
 
 
 def _more_reviews(
-    target: float, candidates: np.ndarray, ratio: float, cautious: float, n: int, count: int
+    target: float, low: np.ndarray, tops: np.ndarray, point: np.ndarray, resampled: np.ndarray, n: int, count: int
 ) -> int | None:
-    """About how many more reviews would sort ``more_gain`` more of the photos: the bootstrap's
-    spread narrows as one over the square root of the reviews, the fitted ratio held."""
-    if len(candidates) == 0 or count >= len(candidates):
+    """About how many more reviews would sort ``more_gain`` more of the photos: the resamples'
+    spread around the fitted ratios narrows as one over the square root of the reviews (RATIOS
+    are even steps in log, so the indices narrow as the log ratios would)."""
+    if len(low) == 0 or count >= len(low):
         return None
-    spread = math.log(cautious) - math.log(ratio)
     tuned = knobs()
     for extra in tuned.more_steps:
-        narrower = math.exp(math.log(ratio) + spread * math.sqrt(n / (n + extra)))
-        _, _, _, more = _keep_to(target, candidates, ratio, narrower)
-        if more - count >= tuned.more_gain * len(candidates):
+        narrower = np.rint(point + (resampled - point) * math.sqrt(n / (n + extra))).astype(np.int64)
+        _, _, _, more = _keep_to(target, low, tops, point, narrower)
+        if more - count >= tuned.more_gain * len(low):
             return extra
     return None

@@ -88,3 +88,69 @@ def test_the_bound_is_as_sure_as_the_knob_says_and_a_bolder_one_sorts_no_fewer()
     assert bold.sorted >= default.sorted >= wary.sorted
     assert wary.sorted < bold.sorted, "forty reviews leave the fitted temperature uncertain"
     assert "80% sure" in default.sentence() and "99% sure" in wary.sentence()
+
+
+def _folder_with_one_over_sure_class(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`_folder`, but only the photos predicted as class 0 are over-sure (4 times the
+    temperature); the other classes are as sure as they should be (sofas in a room-scene folder
+    called `bed`, the other classes right)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=6.0, size=(n, 7))
+    stated = retempered(np.exp(logits - logits.max(axis=1, keepdims=True)), 1.0)
+    over = stated.argmax(axis=1) == 0
+    truth = np.where(over[:, None], retempered(stated, 4.0), stated)
+    labels = np.array([rng.choice(7, p=p / p.sum()) for p in truth])
+    return stated, labels
+
+
+def test_a_class_with_its_own_temperature_sorts_more_of_the_others_and_stays_honest() -> None:
+    """One temperature for the folder is a compromise: too cool for the over-sure class (its
+    sorted photos are wrong) and too warm for the rest (held back). Each predicted class's own,
+    drawn towards the folder's by ``class_prior``, sorts more and states what it then measures."""
+    sorted_, off, over_sorted = {}, {}, {}
+    for prior in (0.0, 5.0):
+        sorted_[prior], off[prior], over_sorted[prior] = 0, 0.0, 0
+        for seed in range(3):
+            reviews, labels = _folder_with_one_over_sure_class(60, 10 + seed)
+            rest, truth = _folder_with_one_over_sure_class(3000, 100 + seed)
+            with overridden(class_prior=prior):
+                found = estimate(0.95, reviews, labels, rest)
+            assert found is not None
+            assert (found.class_bounds is None) == (prior == 0)
+            chosen = found.sorts(rest)
+            assert chosen.sum() == found.sorted
+            measured = float((rest[chosen].argmax(axis=1) == truth[chosen]).mean())
+            sorted_[prior] += found.sorted
+            off[prior] += abs(found.expected - measured)
+            over_sorted[prior] += int((chosen & (rest.argmax(axis=1) == 0)).sum())
+            if prior:
+                restored = type(found).from_record(found.to_record())
+                assert (restored.sorts(rest) == chosen).all(), "the review reads the stated cut back"
+    assert sorted_[5.0] > sorted_[0.0]
+    assert off[5.0] < off[0.0]
+    assert over_sorted[5.0] < over_sorted[0.0] / 2
+
+
+def test_the_bound_is_the_folders_at_the_level_not_each_classs() -> None:
+    """With a temperature per class, the bound is the folder's precision at ``level`` over the
+    resamples, all classes drawn together: each class's own bound at ``level`` would make the
+    folder's surer than stated and hold back photos for nothing. It still holds at least about
+    as often as ``level`` says, and never states more than the fitted temperatures do."""
+    held, looser, runs = 0, 0, 0
+    for seed in range(16):
+        reviews, labels = _folder_with_one_over_sure_class(60, 1000 + seed)
+        rest, truth = _folder_with_one_over_sure_class(2000, 5000 + seed)
+        found = estimate(0.95, reviews, labels, rest)
+        assert found is not None and found.class_bounds is not None
+        chosen = found.sorts(rest)
+        if not chosen.any():
+            continue
+        each_class = float(found.confidence(rest[chosen]).mean())  # every class at its own bound
+        assert found.bound <= found.expected + 1e-9
+        assert found.bound >= 0.95
+        runs += 1
+        looser += each_class < found.bound - 1e-3
+        held += float((rest[chosen].argmax(axis=1) == truth[chosen]).mean()) >= found.bound
+    assert runs >= 12
+    assert looser >= runs // 2, "the classes' own bounds, taken together, were the folder's bound"
+    assert held >= 0.7 * runs, f"the bound held in {held} of {runs} folders"
