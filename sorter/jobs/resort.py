@@ -137,7 +137,7 @@ def resort(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy 
             report.unchanged += 1
     if not todo:
         with Journal.open(output, create=False, lock=False) as journal:
-            keep_stated(output, journal, found.estimate)
+            keep_stated(output, journal, found.estimate, bundle.config.classes)
         return report
     with Journal.open(output) as journal:
         run_id = journal.start_run(output, RunMode.RESORT, str(bundle.path), "features")
@@ -164,7 +164,7 @@ def resort(output: Path, bundle: Bundle, store: CorrectionStore, policy: Policy 
                     report.moved.append((r.path, landed.path))
         finally:
             journal.finish_run(run_id, RunStatus.FINISHED)
-        keep_stated(output, journal, found.estimate)
+        keep_stated(output, journal, found.estimate, bundle.config.classes)
     if report.failed and not report.moved:
         raise SorterError(f"No photo could be re-sorted: {report.failed[0][1]}")
     return report

@@ -161,7 +161,7 @@ def build_queue(
     estimate = None
     with Journal.open(output, create=False, lock=False) as journal:
         placed = [p for p in journal.placements() if p.path.exists()]
-        last_stated = stated(output, journal)
+        last_stated = stated(output, journal, None if bundle is None else bundle.config.classes)
     seen: dict[Path, QueueItem] = {p.path: QueueItem(p.path, p.label, p.confidence) for p in placed}
     shas: dict[Path, str] = {p.path: p.sha256 for p in placed}
     features: dict[Path, np.ndarray] = {}
