@@ -22,6 +22,7 @@ from sorter.learn.shift import UNLIKE_REASON
 from sorter.model.bundle import load_bundle
 from sorter.names import HOLDING_FOLDERS, UNSURE_FOLDER
 from sorter.paths import corrections_db
+from sorter.train.retrain import retrain
 from tests.jobs.test_shift import MODEL, _photos, make_sketches
 
 
@@ -143,3 +144,38 @@ def test_the_review_states_what_the_last_resort_stated_until_the_folders_change(
     capsys.readouterr()
     with CorrectionStore(corrections_db()) as store:
         assert build_queue(out, bundle, store).estimate is None, "undone: the folders are no longer the re-sort's"
+
+
+def test_after_a_retrain_adds_a_category_the_review_reads_the_statement_by_category(
+    drawings: tuple[Path, dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The statement keeps a temperature per category. A retrain can add a category the review
+    named ('armchair', which comes first in name order, so every other category shifts); the
+    folders are still the re-sort's, so the review still states and decides by it, each
+    category at its own temperature and the new one at the folder's."""
+    monkeypatch.setenv("SORTER_DATA_DIR", str(tmp_path / "data"))
+    folder, truth = drawings
+    out = tmp_path / "out"
+    assert main(["sort", str(folder), "--out", str(out), "--model", str(MODEL), "--backend", "torch", "--json"]) == 0
+    capsys.readouterr()
+    _review(out, truth, DEFAULT.min_reviews + 5)
+    bundle = load_bundle(MODEL)
+    with CorrectionStore(corrections_db()) as store:
+        named = next(i.path for i in build_queue(out, bundle, store).items if not i.reviewed)
+        correct(out, named, "armchair", store)
+    assert isinstance(_resort(out, capsys)["estimate"], dict)
+    note = json.loads((out / STATE_DIR / STATED_NAME).read_text(encoding="utf-8"))
+    bounds = note["estimate"]["class_bounds"]
+    assert note["classes"] == list(bundle.config.classes) and len(bounds) == len(bundle.config.classes)
+
+    with CorrectionStore(corrections_db()) as store:
+        result = retrain(MODEL, tmp_path / "retrained.safetensors", store)
+        assert result.new_classes == ["armchair"]
+        grown = load_bundle(result.new_path)
+        assert grown.config.classes == ("armchair", *bundle.config.classes)
+        queue = build_queue(out, grown, store)
+    assert queue.estimate is not None
+    assert queue.estimate.class_bounds == (note["estimate"]["ratio_bound"], *bounds)
