@@ -33,6 +33,22 @@ def drawings(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     return folder, make_sketches(_photos(300), folder)
 
 
+def _sorted(
+    drawings: tuple[Path, dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[Path, dict[str, str]]:
+    """The drawings sorted by the shipped model into a fresh folder, with this test's own
+    corrections store: the output folder and each photo's true label."""
+    monkeypatch.setenv("SORTER_DATA_DIR", str(tmp_path / "data"))
+    folder, truth = drawings
+    out = tmp_path / "out"
+    assert main(["sort", str(folder), "--out", str(out), "--model", str(MODEL), "--backend", "torch", "--json"]) == 0
+    capsys.readouterr()
+    return out, truth
+
+
 def _review(out: Path, truth: dict[str, str], count: int) -> None:
     """Review ``count`` photos in the review's order, as a user would: fix the wrong, confirm the right."""
     bundle = load_bundle(MODEL)
@@ -59,11 +75,7 @@ def test_the_estimate_is_stated_only_with_enough_reviews_and_the_resort_keeps_to
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("SORTER_DATA_DIR", str(tmp_path / "data"))
-    folder, truth = drawings
-    out = tmp_path / "out"
-    assert main(["sort", str(folder), "--out", str(out), "--model", str(MODEL), "--backend", "torch", "--json"]) == 0
-    capsys.readouterr()
+    out, truth = _sorted(drawings, tmp_path, monkeypatch, capsys)
     _review(out, truth, DEFAULT.min_reviews - 1)
     few = _resort(out, capsys)
     assert few["estimate"] is None, "a rule is not applied on too few reviews"
@@ -110,11 +122,7 @@ def test_the_review_states_what_the_last_resort_stated_until_the_folders_change(
     states what the re-sort stated about the folders as they are, and decides as it did; after a
     further review it still does, and once the re-sort is undone, or its note is damaged, the
     review states nothing rather than a precision the folders no longer have."""
-    monkeypatch.setenv("SORTER_DATA_DIR", str(tmp_path / "data"))
-    folder, truth = drawings
-    out = tmp_path / "out"
-    assert main(["sort", str(folder), "--out", str(out), "--model", str(MODEL), "--backend", "torch", "--json"]) == 0
-    capsys.readouterr()
+    out, truth = _sorted(drawings, tmp_path, monkeypatch, capsys)
     bundle = load_bundle(MODEL)
     with CorrectionStore(corrections_db()) as store:
         assert build_queue(out, bundle, store).estimate is None, "nothing stated before a re-sort"
@@ -156,11 +164,7 @@ def test_after_a_retrain_adds_a_category_the_review_reads_the_statement_by_categ
     named ('armchair', which comes first in name order, so every other category shifts); the
     folders are still the re-sort's, so the review still states and decides by it, each
     category at its own temperature and the new one at the folder's."""
-    monkeypatch.setenv("SORTER_DATA_DIR", str(tmp_path / "data"))
-    folder, truth = drawings
-    out = tmp_path / "out"
-    assert main(["sort", str(folder), "--out", str(out), "--model", str(MODEL), "--backend", "torch", "--json"]) == 0
-    capsys.readouterr()
+    out, truth = _sorted(drawings, tmp_path, monkeypatch, capsys)
     _review(out, truth, DEFAULT.min_reviews + 5)
     bundle = load_bundle(MODEL)
     with CorrectionStore(corrections_db()) as store:
