@@ -232,7 +232,7 @@ def estimate(
     fit = int(np.argmin(nll.sum(axis=0)))
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(n, np.full(n, 1.0 / n), size=tuned.bootstrap).astype(np.float64)  # (B, n)
-    boot = np.argmin(draws @ nll, axis=1)  # (B,) each resample's ratio, as an index into RATIOS
+    boot = np.argmin(draws @ nll, axis=1).astype(np.uint8)  # (B,) each resample's ratio, an index into RATIOS
     grid = np.array(RATIOS)
     cautious = max(float(np.quantile(grid[boot], tuned.level)), RATIOS[fit])
     on = np.asarray(candidates).argmax(axis=1) if len(candidates) else np.zeros(0, dtype=np.int64)
@@ -241,13 +241,13 @@ def estimate(
         fits, boots = _class_ratios(honest.argmax(axis=1), nll, draws, honest.shape[1], tuned.class_prior)
         each = np.maximum(np.quantile(grid[boots], tuned.level, axis=0), grid[fits])  # (C,)
         class_bounds = tuple(float(b) for b in each)
-        point, resampled = fits[on], boots[:, on]
-    else:
-        point, resampled = np.full(len(on), fit), np.repeat(boot[:, None], len(on), axis=1)
-    low = tempered_top(candidates, np.asarray(class_bounds)[on] if class_bounds else cautious)
+        low = tempered_top(candidates, each[on])
+    else:  # one group, the folder
+        fits, boots, on = np.array([fit]), boot[:, None], np.zeros_like(on)
+        low = tempered_top(candidates, cautious)
     tops = _tops(candidates)
-    cut, expected, bound, count = _keep_to(target, low, tops, point, resampled)
-    more = _more_reviews(target, low, tops, point, resampled, n, count)
+    cut, expected, bound, count = _keep_to(target, low, tops, fits, boots, on)
+    more = _more_reviews(target, low, tops, fits, boots, on, n, count)
     return PrecisionEstimate(
         target, n, RATIOS[fit], cautious, cut, expected, bound, count, len(candidates), more, tuned.level, class_bounds
     )
@@ -264,7 +264,7 @@ def _class_ratios(
     folder = nll.sum(axis=0) / n * prior  # (R,)
     boot_folder = (draws @ nll) / n * prior  # (B, R)
     fitted = np.empty(classes, dtype=np.int64)
-    boots = np.empty((len(draws), classes), dtype=np.int64)
+    boots = np.empty((len(draws), classes), dtype=np.uint8)  # len(RATIOS) < 256
     for c in range(classes):
         mine = predicted == c
         fitted[c] = int(np.argmin(nll[mine].sum(axis=0) + folder))
@@ -273,31 +273,38 @@ def _class_ratios(
 
 
 def _tops(candidates: np.ndarray) -> np.ndarray:
-    """(R, N) each candidate's top confidence at each ratio of RATIOS."""
+    """(R, N) each candidate's top confidence at each ratio of RATIOS (as :func:`tempered_top`,
+    the logarithms taken once)."""
+    logp = np.log(np.clip(np.asarray(candidates, dtype=np.float64), 1e-12, 1.0))
+    gap = logp - logp.max(axis=-1, keepdims=True)
     out = np.empty((len(RATIOS), len(candidates)))
     for i, r in enumerate(RATIOS):
-        out[i] = tempered_top(candidates, r)
+        out[i] = 1.0 / np.exp(gap / r).sum(axis=-1)
     return out
 
 
 def _keep_to(
-    target: float, low: np.ndarray, tops: np.ndarray, point: np.ndarray, resampled: np.ndarray
+    target: float, low: np.ndarray, tops: np.ndarray, fits: np.ndarray, boots: np.ndarray, on: np.ndarray
 ) -> tuple[float, float, float, int]:
     """The lowest cut on ``low`` (each candidate's confidence at its cautious ratio) whose sorted
     photos keep the bound at ``target``: the most confident first, for as long as their mean
-    confidence, taken jointly over the resamples' ratios (``resampled``, (B, N) indices into
-    ``tops``), stays there at ``level``. Joint, not class by class: the classes' own bounds at
-    ``level`` each would make the folder's far surer than ``level``, and hold back what it need not.
-    Never above the mean confidence at the ``point`` ratios."""
+    confidence, taken jointly over the resamples' ratios, stays there at ``level``. Joint, not
+    class by class: the classes' own bounds at ``level`` each would make the folder's far surer
+    than ``level``, and hold back what it need not. Never above the mean confidence at the
+    fitted ratios. ``fits`` (G,) and ``boots`` (B, G) are the ratios (indices into ``tops``, (R,
+    N)) of each group the candidates are in (``on``, (N,)): their predicted class, or the folder."""
     if len(low) == 0:
         return 2.0, float("nan"), float("nan"), 0
     order = np.argsort(-low, kind="stable")
     ranks = np.arange(1, len(order) + 1)
     columns = np.arange(len(low))
-    sure = tops[point, columns]  # (N,)
+    sure = tops[fits[on], columns]  # (N,)
     mean_point = np.cumsum(sure[order]) / ranks
-    running = np.cumsum(tops[resampled, columns[None, :]][:, order], axis=1) / ranks  # (B, N)
-    curve = np.minimum(np.quantile(running, 1.0 - knobs().level, axis=0), mean_point)
+    drawn = np.take_along_axis(tops[:, order], boots[:, on[order]], axis=0)  # (B, N)
+    # the ``level`` end of the resamples' sums (sorted in place: no copy of B x N), then over the
+    # ranks, which are the same for every resample
+    end = np.quantile(np.cumsum(drawn, axis=1), 1.0 - knobs().level, axis=0, overwrite_input=True)
+    curve = np.minimum(end / ranks, mean_point)
     ok = np.flatnonzero(curve >= target)
     if len(ok) == 0:
         return 2.0, float("nan"), float("nan"), 0
@@ -308,7 +315,14 @@ def _keep_to(
 
 
 def _more_reviews(
-    target: float, low: np.ndarray, tops: np.ndarray, point: np.ndarray, resampled: np.ndarray, n: int, count: int
+    target: float,
+    low: np.ndarray,
+    tops: np.ndarray,
+    fits: np.ndarray,
+    boots: np.ndarray,
+    on: np.ndarray,
+    n: int,
+    count: int,
 ) -> int | None:
     """About how many more reviews would sort ``more_gain`` more of the photos: the resamples'
     spread around the fitted ratios narrows as one over the square root of the reviews (RATIOS
@@ -317,8 +331,8 @@ def _more_reviews(
         return None
     tuned = knobs()
     for extra in tuned.more_steps:
-        narrower = np.rint(point + (resampled - point) * math.sqrt(n / (n + extra))).astype(np.int64)
-        _, _, _, more = _keep_to(target, low, tops, point, narrower)
+        narrower = np.rint(fits + (boots - fits) * math.sqrt(n / (n + extra))).astype(np.uint8)
+        _, _, _, more = _keep_to(target, low, tops, fits, narrower, on)
         if more - count >= tuned.more_gain * len(low):
             return extra
     return None
