@@ -78,17 +78,25 @@ def retempered(probs: np.ndarray, ratio: float | np.ndarray) -> np.ndarray:
     return out
 
 
+def _gaps(probs: np.ndarray) -> np.ndarray:
+    """(N, C) each log-probability less the photo's largest: 0 for the top class, and a
+    temperature ratio only divides it (see :func:`tempered_top`)."""
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
+    out: np.ndarray = logp - logp.max(axis=-1, keepdims=True)
+    return out
+
+
+def _top_of(gaps: np.ndarray, ratio: float | np.ndarray) -> np.ndarray:
+    """(N,) the top confidence from :func:`_gaps` at ``ratio`` (one, or (N,) one per photo)."""
+    r = np.asarray(ratio, dtype=np.float64)
+    top: np.ndarray = 1.0 / np.exp(gaps / (r if r.ndim == 0 else r[:, None])).sum(axis=-1)
+    return top
+
+
 def tempered_top(probs: np.ndarray, ratio: float | np.ndarray) -> np.ndarray:
     """(N,) each photo's top confidence with its temperature multiplied by ``ratio``: one for
     the folder, or (N,) one per photo (its predicted class's)."""
-    r = np.asarray(ratio, dtype=np.float64)
-    if r.ndim == 0:
-        out: np.ndarray = retempered(probs, float(r)).max(axis=-1)
-        return out
-    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)) / r[:, None]
-    logp = logp - logp.max(axis=-1, keepdims=True)
-    top: np.ndarray = 1.0 / np.exp(logp).sum(axis=-1)
-    return top
+    return _top_of(_gaps(probs), ratio)
 
 
 def _nll_per_ratio(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -273,13 +281,12 @@ def _class_ratios(
 
 
 def _tops(candidates: np.ndarray) -> np.ndarray:
-    """(R, N) each candidate's top confidence at each ratio of RATIOS (as :func:`tempered_top`,
-    the logarithms taken once)."""
-    logp = np.log(np.clip(np.asarray(candidates, dtype=np.float64), 1e-12, 1.0))
-    gap = logp - logp.max(axis=-1, keepdims=True)
+    """(R, N) each candidate's top confidence at each ratio of RATIOS (:func:`tempered_top`, the
+    logarithms taken once)."""
+    gaps = _gaps(candidates)
     out = np.empty((len(RATIOS), len(candidates)))
     for i, r in enumerate(RATIOS):
-        out[i] = 1.0 / np.exp(gap / r).sum(axis=-1)
+        out[i] = _top_of(gaps, r)
     return out
 
 
