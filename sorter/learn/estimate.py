@@ -66,23 +66,21 @@ def stratified_weights(reviewed_confidence: np.ndarray, folder_confidence: np.nd
     return out
 
 
-def retempered(probs: np.ndarray, ratio: float | np.ndarray) -> np.ndarray:
-    """``probs`` (N, C) with their temperature multiplied by ``ratio`` (a scalar, or (R,) ratios
-    giving (R, N, C)): the same ranking, more (ratio > 1: less) spread."""
-    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
-    r = np.asarray(ratio, dtype=np.float64)
-    z = logp / r if r.ndim == 0 else logp[None] / r[:, None, None]
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    out: np.ndarray = e / e.sum(axis=-1, keepdims=True)
-    return out
-
-
 def _gaps(probs: np.ndarray) -> np.ndarray:
     """(N, C) each log-probability less the photo's largest: 0 for the top class, and a
     temperature ratio only divides it (see :func:`tempered_top`)."""
     logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
     out: np.ndarray = logp - logp.max(axis=-1, keepdims=True)
+    return out
+
+
+def retempered(probs: np.ndarray, ratio: float | np.ndarray) -> np.ndarray:
+    """``probs`` (N, C) with their temperature multiplied by ``ratio`` (a scalar, or (R,) ratios
+    giving (R, N, C)): the same ranking, more (ratio > 1: less) spread."""
+    gaps = _gaps(probs)
+    r = np.asarray(ratio, dtype=np.float64)
+    e = np.exp(gaps / r if r.ndim == 0 else gaps[None] / r[:, None, None])
+    out: np.ndarray = e / e.sum(axis=-1, keepdims=True)
     return out
 
 
